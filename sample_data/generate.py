@@ -1,0 +1,152 @@
+"""Regenerate everything in sample_data/ (deterministic: fixed seed).
+
+Usage::
+
+    python sample_data/generate.py [--out sample_data] [--seed 20240514]
+
+Writes, under ``--out``:
+
+* ``micrographs/``: 6 TEM-like 512x512 micrographs (8-bit PNG, one 16-bit TIFF), in folders
+  whose names have spaces;
+* ``cvat/annotations.xml``: their CVAT for images 1.1 export;
+* ``stack/slices/slice_000.png`` ... ``slice_031.png``: a 32-slice 128x128 tomography-like stack;
+* ``stack/annotations.xml``: its CVAT for video 1.1 export (tracks).
+
+The images are drawn from the same shapes that are written to the exports (see ``synth.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synth  # noqa: E402
+
+DEFAULT_SEED = 20240514
+
+#: Names of the micrographs as the export has them (folders and a space on purpose).
+MICROGRAPH_NAMES: tuple[str, ...] = (
+    "grid 1/mg_01.png",
+    "grid 1/mg_02.png",
+    "grid 1/mg_03.png",
+    "grid_2/mg_04.png",
+    "grid_2/mg_05.tif",
+    "grid_2/mg 06.png",
+)
+MICROGRAPH_SIZE = 512
+STACK_FRAMES = 32
+STACK_SIZE = 128
+
+
+def to_uint8(img: synth.FloatArray) -> np.ndarray:
+    """Float image (about 0..1) to 8-bit."""
+    return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def to_uint16(img: synth.FloatArray) -> np.ndarray:
+    """Float image (about 0..1) to 16-bit counts, as a 14-bit camera with a dark offset."""
+    return np.clip(np.round(img * 16000.0 + 200.0), 0, 65535).astype(np.uint16)
+
+
+def save_image(path: Path, pixels: np.ndarray) -> None:
+    """PNG for 8-bit, zlib-compressed TIFF for 16-bit (no timestamps: reproducible bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        tifffile.imwrite(path, pixels, compression="zlib", metadata=None)
+    else:
+        Image.fromarray(pixels).save(path)
+
+
+def generate_micrographs(out: Path, seeds: list[np.random.SeedSequence]) -> list[synth.Shape]:
+    """Write the micrographs and their CVAT for images export; return all shapes."""
+    images: list[synth.ImageAnnotations] = []
+    for index, (name, seed) in enumerate(zip(MICROGRAPH_NAMES, seeds, strict=True)):
+        scene_rng, render_rng = (np.random.default_rng(s) for s in seed.spawn(2))
+        shapes = synth.micrograph_scene(scene_rng, index, MICROGRAPH_SIZE)
+        img = synth.render_micrograph(
+            shapes, render_rng, height=MICROGRAPH_SIZE, width=MICROGRAPH_SIZE
+        )
+        pixels = to_uint16(img) if name.endswith(".tif") else to_uint8(img)
+        save_image(out / "micrographs" / name, pixels)
+        images.append(
+            synth.ImageAnnotations(
+                id=index, name=name, width=MICROGRAPH_SIZE, height=MICROGRAPH_SIZE, shapes=shapes
+            )
+        )
+    synth.write_cvat_images(
+        out / "cvat" / "annotations.xml",
+        images,
+        labels=synth.MICROGRAPH_LABELS,
+        task_name="micrographs",
+        task_id=1,
+    )
+    return [shape for image in images for shape in image.shapes]
+
+
+def generate_stack(out: Path, seed: np.random.SeedSequence) -> list[synth.Track]:
+    """Write the slice stack and its CVAT for video export; return the tracks."""
+    scene_rng, render_rng = (np.random.default_rng(s) for s in seed.spawn(2))
+    tracks = synth.stack_tracks(scene_rng, frames=STACK_FRAMES, size=STACK_SIZE)
+    background = synth.stack_background(render_rng, STACK_FRAMES, STACK_SIZE)
+    for frame in range(STACK_FRAMES):
+        img = synth.render_slice(frame, tracks, background[frame], render_rng)
+        save_image(out / "stack" / "slices" / f"slice_{frame:03d}.png", to_uint8(img))
+    synth.write_cvat_video(
+        out / "stack" / "annotations.xml",
+        tracks,
+        labels=synth.STACK_LABELS,
+        task_name="stack",
+        size=STACK_FRAMES,
+        width=STACK_SIZE,
+        height=STACK_SIZE,
+        task_id=2,
+    )
+    return tracks
+
+
+def summary(shapes: list[synth.Shape], tracks: list[synth.Track]) -> str:
+    """Counts of what was written, one line per export."""
+    kinds = Counter(f"{type(s).__name__.lower()}:{s.label}" for s in shapes)
+    per_track = Counter(
+        f"{t.label}: {len(t.frames)} frames ({sum(f.keyframe for f in t.frames)} key, "
+        f"{sum(f.outside for f in t.frames)} outside)"
+        for t in tracks
+    )
+    return (
+        "cvat/annotations.xml: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(kinds.items()))
+        + "\nstack/annotations.xml: "
+        + "; ".join(f"{k} x{v}" for k, v in sorted(per_track.items()))
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate the sample data; print what was written."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent, help="output folder"
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
+    args = parser.parse_args(argv)
+    out: Path = args.out
+    for sub in ("micrographs", "cvat", "stack"):
+        if (out / sub).is_dir():
+            shutil.rmtree(out / sub)
+    micrograph_seeds, stack_seed = np.random.SeedSequence(args.seed).spawn(2)
+    shapes = generate_micrographs(out, micrograph_seeds.spawn(len(MICROGRAPH_NAMES)))
+    tracks = generate_stack(out, stack_seed)
+    print(summary(shapes, tracks))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""``prep convert EXPORT --out OUT [--to zarr,masks,onehot,coco,yolo]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from microprep.cli.report import print_convert_summary
+
+KINDS = "zarr,masks,onehot,coco,yolo"
+
+
+def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KINDS.split(",")]
+    if unknown or not kinds:
+        raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}; choose from {KINDS}")
+    return kinds
+
+
+@click.command("convert")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output: the store (DATASET.zarr) for --to zarr, else a folder of the exports.",
+)
+@click.option(
+    "--to",
+    "to",
+    default="zarr",
+    show_default=True,
+    callback=_kinds,
+    help=f"Comma list of outputs: {KINDS}.",
+)
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of the image files (by their names in the export); stores their pixels.",
+)
+@click.option("--format", "fmt", help="Reader to use (default: detected from the file).")
+@click.option(
+    "--volume",
+    is_flag=True,
+    help="Stack all images (the frames of a track export) into one (Z, H, W) volume.",
+)
+@click.option(
+    "--skip-missing", is_flag=True, help="Leave out images whose file is missing, and report them."
+)
+@click.option(
+    "--line-width",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3.0,
+    show_default=True,
+    help="Width of polylines in pixels.",
+)
+@click.option(
+    "--point-radius",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3.0,
+    show_default=True,
+    help="Radius of points in pixels.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def convert_command(
+    export: Path,
+    out: Path,
+    to: tuple[str, ...],
+    images: Path | None,
+    fmt: str | None,
+    volume: bool,
+    skip_missing: bool,
+    line_width: float,
+    point_radius: float,
+    quiet: bool,
+) -> None:
+    """Convert an annotation EXPORT into class maps, one-hot masks, boxes and instance masks.
+
+    \b
+    Examples:
+      prep convert annotations.xml --images micrographs --out dataset.zarr
+      prep convert annotations.xml --to masks,coco,yolo --out exports/
+      prep convert stack.xml --images slices --volume --out volume.zarr
+    """
+    from microprep.conversion import ConvertOptions, convert
+    from microprep.targets import RasterOptions
+
+    options = ConvertOptions(
+        to=to,
+        images=images,
+        volume=volume,
+        skip_missing=skip_missing,
+        raster=RasterOptions(line_width=line_width, point_radius=point_radius),
+        format=fmt,
+        progress=not quiet,
+    )
+    summary = convert(export, out, options)
+    if not quiet:
+        print_convert_summary(summary)

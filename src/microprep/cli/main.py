@@ -1,0 +1,58 @@
+"""The ``prep`` command group. Commands parse options, call the library and report.
+
+A :class:`~microprep.errors.PrepError` becomes one line on stderr and exit code 2; ``-v`` adds
+the traceback. Logging is configured here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from microprep import __version__
+from microprep.cli.convert import convert_command
+from microprep.errors import PrepError
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+_state = {"verbose": 0}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="prep")
+@click.option("-v", "--verbose", count=True, help="More output; -v also shows tracebacks.")
+def cli(verbose: int) -> None:
+    """microprep: turn CVAT, VIA and Labelbox annotations into segmentation training data."""
+    _state["verbose"] = verbose
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+cli.add_command(convert_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``prep`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except PrepError as exc:
+        if _state["verbose"]:
+            traceback.print_exc()
+        click.echo(f"prep: error: {exc}", err=True)
+        return EXIT_ERROR
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("prep: interrupted; no output was changed", err=True)
+        return EXIT_INTERRUPTED
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""``prep convert``: an export file in, every requested target out, written atomically.
+
+The export is read and checked completely before anything is written; outputs are built in a
+temporary folder beside ``out`` and swapped in only when complete (see :mod:`microprep.outputs`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from microprep.errors import ImageFileError, UsageError
+from microprep.exports import Sink, SinkFactory
+from microprep.images import load_image
+from microprep.model import AnnotatedImage, AnnotationSet
+from microprep.outputs import atomic_output
+from microprep.paths import safe_join
+from microprep.readers import read_annotations
+from microprep.targets import RasterOptions, Targets, build_targets, build_volume_targets
+
+log = logging.getLogger(__name__)
+
+#: Output kinds of ``--to``, in the order they are written.
+OUTPUT_KINDS = ("zarr", "masks", "onehot", "coco", "yolo")
+#: Name of the store inside the output folder when ``--to`` also asks for file exports.
+STORE_NAME = "dataset.zarr"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertOptions:
+    """What ``convert`` writes and how.
+
+    ``to``: output kinds (see :data:`OUTPUT_KINDS`). ``images``: folder of the image files, by
+    their names in the export (needed for pixels in the store). ``volume``: stack every image
+    (frames of a track export: slices) into one ``(Z, H, W)`` volume. ``skip_missing``: leave out
+    images whose file is missing instead of failing. ``raster``: line width / point radius.
+    ``format``: reader to use (detected when None).
+    """
+
+    to: tuple[str, ...] = ("zarr",)
+    images: Path | None = None
+    volume: bool = False
+    skip_missing: bool = False
+    raster: RasterOptions = RasterOptions()
+    format: str | None = None
+    progress: bool = False
+
+
+@dataclass(slots=True)
+class ConvertSummary:
+    """What a conversion did: counts per image kind, the classes, where outputs went."""
+
+    source: Path
+    format: str
+    classes: tuple[str, ...]
+    images: int = 0
+    shapes: int = 0
+    objects: int = 0
+    skipped_objects: int = 0
+    pixels_per_class: list[int] = field(default_factory=list)
+    outputs: dict[str, Path] = field(default_factory=dict)
+    missing_images: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _natural_key(name: str) -> list[object]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def image_files(folder: Path) -> list[str]:
+    """Image files under ``folder`` (relative POSIX names), in natural order (2 before 10)."""
+    names = [
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    return sorted(names, key=_natural_key)
+
+
+def image_names(annotations: AnnotationSet, folder: Path | None) -> list[str]:
+    """The file name of every image of ``annotations``, in order.
+
+    Images keep their names from the export. Frames of a track export (named
+    ``frame_000000``... by the reader) take the name of the image file they come from when an
+    image folder is given: frame ``f`` is the ``(f - start_frame) // step``-th image file of
+    ``folder`` in natural order (``slice_2.png`` before ``slice_10.png``).
+    """
+    stack = annotations.stack
+    if stack is None or folder is None:
+        return [image.name for image in annotations.images]
+    files = image_files(folder)
+    names = []
+    for image in annotations.images:
+        frame = image.frame if image.frame is not None else 0
+        index = stack.relative(frame)
+        if not 0 <= index < len(files):
+            raise ImageFileError(
+                f"frame {frame} is image #{index} of the stack, but {folder} holds "
+                f"{len(files)} image files",
+                file=annotations.source,
+            )
+        names.append(files[index])
+    return names
+
+
+def _sinks(
+    root: Path, kinds: Sequence[str], annotations: AnnotationSet, provenance: dict[str, Any]
+) -> list[Sink]:
+    from microprep.exports.coco import CocoSink
+    from microprep.exports.masks import MasksSink, OneHotSink
+    from microprep.exports.yolo import YoloSink
+    from microprep.store import ZarrSink
+
+    factories: dict[str, SinkFactory] = {
+        "zarr": ZarrSink,
+        "masks": MasksSink,
+        "onehot": OneHotSink,
+        "coco": CocoSink,
+        "yolo": YoloSink,
+    }
+    sinks = []
+    for kind in kinds:
+        target = root
+        if kind == "zarr" and list(kinds) != ["zarr"]:
+            target = root / STORE_NAME
+            target.mkdir()
+        sinks.append(factories[kind](target, annotations.labels, provenance=provenance))
+    return sinks
+
+
+def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    unknown = [k for k in kinds if k not in OUTPUT_KINDS]
+    if unknown or not kinds:
+        raise UsageError(
+            f"unknown output kind(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(OUTPUT_KINDS)}"
+        )
+    return tuple(k for k in OUTPUT_KINDS if k in kinds)
+
+
+def _missing(names: list[str], folder: Path, skip_missing: bool, source: Path) -> set[str]:
+    """Names whose image file is missing (an error unless ``skip_missing``)."""
+    missing = {name for name in names if not safe_join(folder, name).is_file()}
+    if missing and not skip_missing:
+        first = next(name for name in names if name in missing)
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ImageFileError(
+            f"image file {first!r}{more} not found in {folder} "
+            "(--skip-missing leaves such images out)",
+            file=source,
+        )
+    return missing
+
+
+def _items(
+    annotations: AnnotationSet, names: list[str], missing: set[str], volume: bool
+) -> Iterator[list[AnnotatedImage]]:
+    """Stream the images (renamed, missing ones left out) one by one, or all as one volume."""
+    renamed = (
+        AnnotatedImage(replace(item.image, name=name), item.shapes)
+        for item, name in zip(annotations, names, strict=True)
+        if name not in missing
+    )
+    if volume:
+        yield list(renamed)
+    else:
+        yield from ([item] for item in renamed)
+
+
+def _load_pixels(folder: Path, images: Sequence[AnnotatedImage]) -> NDArray[np.generic]:
+    planes = [
+        load_image(folder, item.image.name, expected=(item.image.width, item.image.height))
+        for item in images
+    ]
+    return planes[0] if len(planes) == 1 else np.stack(planes)
+
+
+def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions()) -> ConvertSummary:
+    """Convert ``export`` into the outputs named in ``options.to`` at ``out``.
+
+    With ``to == ("zarr",)`` the store is ``out`` itself; with file exports ``out`` is a folder
+    holding them (``masks/``, ``onehot/``, ``coco.json``, ``labels/`` + ``data.yaml``,
+    ``classes.txt``) and the store, if asked for too, is ``out/dataset.zarr``.
+
+    Returns a :class:`ConvertSummary`. Raises a :class:`~microprep.errors.PrepError` on bad
+    input, before anything is written; an existing ``out`` is only replaced by a complete one.
+
+    Example:
+        >>> convert(Path("annotations.xml"), Path("dataset.zarr"))  # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    export = Path(export)
+    kinds = _check_kinds(options.to)
+    warnings: list[str] = []
+    annotations = read_annotations(export, format=options.format, on_warning=warnings.append)
+    summary = ConvertSummary(
+        source=export,
+        format=annotations.format,
+        classes=annotations.labels.class_names,
+        warnings=list(annotations.warnings),
+    )
+    names = image_names(annotations, options.images)
+    missing: set[str] = set()
+    if options.images is not None:
+        missing = _missing(names, options.images, options.skip_missing, export)
+        summary.missing_images = [name for name in names if name in missing]
+    if options.volume and len(missing) == len(names):
+        raise UsageError(f"{export}: no images to stack into a volume")
+    provenance: dict[str, Any] = {
+        "source": export.name,
+        "sha256": sha256(export),
+        "source_format": annotations.format,
+        "options": {
+            "to": list(kinds),
+            "volume": options.volume,
+            "line_width": options.raster.line_width,
+            "point_radius": options.raster.point_radius,
+            "images": options.images is not None,
+        },
+    }
+    counts = np.zeros(annotations.labels.num_classes, dtype=np.int64)
+    with atomic_output(out) as tmp:
+        sinks = _sinks(tmp, kinds, annotations, provenance)
+        total = 1 if options.volume else len(names) - len(missing)
+        groups = _items(annotations, names, missing, options.volume)
+        for group in tqdm(
+            groups, desc="converting", unit="item", total=total, disable=not options.progress
+        ):
+            targets = _targets(group, annotations, options)
+            pixels = _load_pixels(options.images, group) if options.images else None
+            for sink in sinks:
+                sink.add(targets, pixels)
+            summary.images += len(group)
+            summary.shapes += sum(len(item.shapes) for item in group)
+            summary.objects += len(targets.instances)
+            summary.skipped_objects += targets.skipped
+            counts += np.bincount(targets.class_map.ravel(), minlength=counts.size)[: counts.size]
+        for sink in sinks:
+            sink.close()
+    summary.pixels_per_class = counts.tolist()
+    for kind in kinds:
+        summary.outputs[kind] = out / STORE_NAME if kind == "zarr" and len(kinds) > 1 else out
+    summary.warnings.extend(w for w in warnings if w not in summary.warnings)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _targets(
+    group: list[AnnotatedImage], annotations: AnnotationSet, options: ConvertOptions
+) -> Targets:
+    if options.volume:
+        return build_volume_targets(
+            annotations.source.stem, group, annotations.labels, options.raster
+        )
+    return build_targets(group[0], annotations.labels, options.raster)

@@ -1,0 +1,86 @@
+"""The exception tree of microprep.
+
+Every error that microprep raises on purpose derives from :class:`PrepError`. The CLI turns a
+``PrepError`` into a one-line message on stderr and exit code 2; anything else is a bug.
+
+Errors about an input file carry *where* the problem is: the file, a line (and column) for text
+formats, and an element or JSON path, so a message reads like a compiler's::
+
+    annotations.xml:41: <polygon> in image 'grid 1.png': points contain NaN
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PrepError(Exception):
+    """Root of every error microprep raises on purpose."""
+
+
+class InputError(PrepError):
+    """Something is wrong with an input file.
+
+    Args:
+        message: what is wrong, and where possible how to fix it.
+        file: the file the problem is in.
+        line: 1-based line number, when the format has lines.
+        column: 1-based column, when known.
+        where: the element or JSON path, for example ``<polygon> in image 'a.png'``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        where: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.column = column
+        self.where = where
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        place = self.file or "<input>"
+        if self.line is not None:
+            place += f":{self.line}"
+            if self.column is not None:
+                place += f":{self.column}"
+        parts = [place]
+        if self.where:
+            parts.append(self.where)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class FormatError(InputError):
+    """The file is not a well-formed export of the expected format (syntax, structure)."""
+
+
+class UnsafeInputError(FormatError):
+    """The file uses a feature refused for safety (DOCTYPE, entities, XInclude, path escapes)."""
+
+
+class GeometryError(InputError):
+    """A shape's geometry is unusable (NaN, reversed box, RLE that does not add up, ...)."""
+
+
+class ImageFileError(InputError):
+    """An image file is missing, unreadable, or does not match the export."""
+
+
+class StoreError(PrepError):
+    """A dataset store cannot be written or opened."""
+
+
+class LockedError(StoreError):
+    """Another run holds the lock on the same output."""
+
+
+class UsageError(PrepError):
+    """Options that do not fit together or do not fit the input."""

@@ -1,0 +1,428 @@
+"""Writing the dataset store: :class:`ZarrSink` (one zarr v3 group per image or volume).
+
+The layout is documented in ``docs/store-layout.md``; :mod:`microprep.store_read` opens it.
+Arrays are written with the zarr API directly (Zstd level 1, sharded chunks), which is much
+faster than going through ``xarray.Dataset.to_zarr`` per node; the dimension names stored with
+every array let xarray read each node as a ``Dataset``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from jsonschema import Draft202012Validator
+from numpy.typing import NDArray
+from zarr.codecs import ZstdCodec
+from zarr.storage import LocalStore
+
+from microprep.errors import StoreError
+from microprep.model import LabelMap
+from microprep.schemas import load_schema
+from microprep.targets.types import Targets
+
+logger = logging.getLogger(__name__)
+
+#: Version of the store layout written here; readers refuse other versions.
+FORMAT_VERSION = 1
+#: Key of microprep's object in the root group attributes.
+ATTRS_KEY = "microprep"
+#: JSON Schema of the ``microprep`` root attributes (``schemas/``).
+SCHEMA_NAME = "store-attrs.schema.json"
+
+#: Chunk shapes of spatial axes: ``(y, x)`` for images, ``(z, y, x)`` for volumes.
+CHUNKS_2D = (512, 512)
+CHUNKS_3D = (32, 128, 128)
+#: At most this many chunks per axis go into one shard file.
+SHARD_CHUNKS_2D = (8, 8)
+SHARD_CHUNKS_3D = (4, 8, 8)
+
+_COMPRESSORS = (ZstdCodec(level=1),)
+#: Threads that create the arrays of one node concurrently.
+_WRITER_THREADS = 4
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_NODE_NAME = 120
+#: Names a node group may not take (case-insensitively): the root metadata file.
+_RESERVED_NAMES = frozenset({"zarr.json"})
+
+_DESCRIPTIONS = {
+    "image": "pixels of the image file(s), dtype as in the file",
+    "labels": "class index per pixel: 0 background, 1..K the classes (root attrs: classes)",
+    "instances": "instance id per pixel (1..N, 0 none); overlapping objects on further layers",
+    "instance_label": "class index (1..K) of each instance",
+    "instance_box": "box per instance: x_min, y_min[, z_min], x_max, y_max[, z_max]; pixel "
+    "units, exclusive max",
+    "instance_area": "pixel (voxel) count of each instance",
+    "instance_occluded": "occluded flag of each instance",
+    "instance_group": "group id of each instance in the export (0: none)",
+    "instance_track": "track id of each instance (-1: none)",
+}
+
+
+def package_version() -> str:
+    """Version of the installed microprep (``"0.0.0"`` when running from a bare source tree)."""
+    import microprep
+
+    return str(microprep.__version__)
+
+
+def node_name(name: str, taken: set[str]) -> str:
+    """A group name for image ``name``: safe characters only, unique in ``taken``, then added.
+
+    Characters outside ``[A-Za-z0-9._-]`` become ``_``; a leading ``.`` or ``__`` becomes one
+    ``_``; collisions (compared case-insensitively, for case-insensitive file systems) get a
+    ``-2``, ``-3``, ... suffix. ``taken`` holds lower-cased names and is updated.
+
+    Example:
+        >>> taken: set[str] = set()
+        >>> node_name("grid 1/a b.png", taken), node_name("grid_1_a_b.png", taken)
+        ('grid_1_a_b.png', 'grid_1_a_b.png-2')
+    """
+    base = _UNSAFE_CHARS.sub("_", name)[:_MAX_NODE_NAME]
+    if base.startswith("."):
+        base = "_" + base[1:]
+    base = re.sub(r"^__+", "_", base) or "node"
+    candidate, k = base, 1
+    while candidate.lower() in taken or candidate.lower() in _RESERVED_NAMES:
+        k += 1
+        candidate = f"{base}-{k}"
+    taken.add(candidate.lower())
+    return candidate
+
+
+def spatial_chunking(
+    spatial: tuple[int, ...],
+) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """``(chunks, shards)`` for spatial axes ``(H, W)`` or ``(Z, H, W)``.
+
+    Chunks are :data:`CHUNKS_2D` / :data:`CHUNKS_3D` clipped to the shape; a shard holds up to
+    :data:`SHARD_CHUNKS_2D` / :data:`SHARD_CHUNKS_3D` chunks per axis. ``shards`` is None when a
+    shard would hold a single chunk.
+
+    Example:
+        >>> spatial_chunking((2048, 2048))
+        ((512, 512), (2048, 2048))
+        >>> spatial_chunking((100, 60))
+        ((100, 60), None)
+    """
+    base, per_shard = (
+        (CHUNKS_2D, SHARD_CHUNKS_2D) if len(spatial) == 2 else (CHUNKS_3D, SHARD_CHUNKS_3D)
+    )
+    chunks = tuple(max(1, min(b, n)) for b, n in zip(base, spatial, strict=True))
+    shards = tuple(
+        c * max(1, min(k, math.ceil(n / c)))
+        for c, k, n in zip(chunks, per_shard, spatial, strict=True)
+    )
+    return chunks, (None if shards == chunks else shards)
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(load_schema(SCHEMA_NAME))
+
+
+def validate_attrs(attrs: Any, *, where: str) -> None:
+    """Check a store's ``microprep`` root attributes against the schema.
+
+    Raises:
+        StoreError: naming the first mismatch and where it is.
+    """
+    errors = sorted(_validator().iter_errors(attrs), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        first = errors[0]
+        at = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise StoreError(
+            f"{where}: the '{ATTRS_KEY}' root attributes do not match {SCHEMA_NAME} at {at}: "
+            f"{first.message}"
+        )
+    if len(attrs["colors"]) != len(attrs["classes"]):
+        raise StoreError(
+            f"{where}: the '{ATTRS_KEY}' root attributes list {len(attrs['classes'])} classes "
+            f"but {len(attrs['colors'])} colours"
+        )
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """``value`` as plain JSON data (Paths and numpy values converted); StoreError otherwise."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return _jsonable(value.item(), where)
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist(), where)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(items)]
+    raise StoreError(f"{where} is a {type(value).__name__}, which cannot be stored as JSON")
+
+
+class ZarrSink:
+    """The dataset store writer: one group per image or volume under ``root``.
+
+    Args:
+        root: the store folder. It is created, or must be empty (a folder from
+            :func:`microprep.outputs.atomic_output` is).
+        labels: the label map; class names and colours go into the root attributes.
+        provenance: facts about the run. ``source`` (the export's name) and ``sha256`` (its
+            hex digest, or None) are required; ``source_format`` (or ``format``) and
+            ``options`` (a JSON-able mapping) are optional.
+
+    :meth:`add` writes one node per :class:`~microprep.targets.types.Targets`; :meth:`close`
+    lists the nodes in the root attributes, consolidates the metadata and marks the store
+    complete, last. A store that was never closed is refused by
+    :func:`microprep.store.open_dataset`.
+
+    Example:
+        >>> import tempfile
+        >>> from microprep.model import ImageInfo, LabelSpec
+        >>> from microprep.targets.types import Instances
+        >>> lm = LabelMap((LabelSpec("pore"),))
+        >>> t = Targets("a.png", (ImageInfo("a.png", 4, 3),), np.zeros((3, 4), np.uint8),
+        ...             Instances.empty((3, 4)), lm.num_classes)
+        >>> sink = ZarrSink(Path(tempfile.mkdtemp()) / "d.zarr", lm,
+        ...                 provenance={"source": "a.xml", "sha256": None})
+        >>> sink.add(t, None)
+        >>> sink.close()
+        >>> sink.nodes
+        ('a.png',)
+    """
+
+    def __init__(self, root: Path, labels: LabelMap, *, provenance: Mapping[str, Any]) -> None:
+        self.root = Path(root)
+        self.labels = labels
+        missing = [key for key in ("source", "sha256") if key not in provenance]
+        if missing:
+            raise StoreError(f"provenance for the store lacks {', '.join(map(repr, missing))}")
+        self._attrs: dict[str, Any] = {
+            "version": package_version(),
+            "format_version": FORMAT_VERSION,
+            "classes": list(labels.class_names),
+            "colors": [list(c) for c in labels.colors()],
+            "source": str(provenance["source"]),
+            "source_sha256": _jsonable(provenance["sha256"], "provenance['sha256']"),
+            "source_format": _jsonable(
+                provenance.get("source_format", provenance.get("format")),
+                "provenance['source_format']",
+            ),
+            "options": _jsonable(dict(provenance.get("options") or {}), "provenance['options']"),
+            "nodes": [],
+            "complete": False,
+        }
+        self._nodes: list[str] = []
+        self._taken: set[str] = set()
+        self._closed = False
+        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
+            raise StoreError(f"cannot write a store at {self.root}: it exists and is not empty")
+        try:
+            self._group = zarr.create_group(
+                store=LocalStore(self.root), zarr_format=3, attributes={ATTRS_KEY: self._attrs}
+            )
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot create the store at {self.root}: {exc}") from exc
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Group names of the nodes written so far, in order."""
+        return tuple(self._nodes)
+
+    def __enter__(self) -> ZarrSink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+
+    def add(self, targets: Targets, pixels: NDArray[np.generic] | None) -> None:
+        """Write one node: the targets of one image or volume, and its pixels if given.
+
+        Args:
+            targets: class map ``(H, W)`` / ``(Z, H, W)`` and instances of that shape.
+            pixels: ``(H, W)``, ``(H, W, C)``, ``(Z, H, W)`` or ``(Z, H, W, C)`` in any numeric
+                dtype (stored as is), or None to store the targets only.
+
+        Raises:
+            StoreError: after :meth:`close`, or when shapes do not fit together.
+        """
+        if self._closed:
+            raise StoreError(f"{self.root}: the store is closed; nodes can no longer be added")
+        class_map = np.asarray(targets.class_map)
+        shape = tuple(int(n) for n in class_map.shape)
+        where = f"{self.root}: image {targets.name!r}"
+        _check_targets(targets, class_map, where)
+        volume = class_map.ndim == 3
+        spatial_dims = ["z", "y", "x"] if volume else ["y", "x"]
+        if pixels is not None:
+            pixels = _check_pixels(np.asarray(pixels), shape, where)
+        instances = targets.instances
+
+        name = node_name(targets.name, self._taken)
+        attrs: dict[str, Any] = {
+            "name": targets.name,
+            "kind": "volume" if volume else "image",
+            "width": shape[-1],
+            "height": shape[-2],
+        }
+        if volume:
+            attrs["depth"] = shape[0]
+            attrs["frames"] = [image.name for image in targets.images]
+        subsets = [image.subset for image in targets.images]
+        if len(set(subsets)) == 1 and subsets[0] is not None:
+            attrs["subset"] = subsets[0]
+        elif len(set(subsets)) > 1:
+            attrs["subsets"] = subsets
+
+        chunks, shards = spatial_chunking(shape)
+        n = len(instances)
+        specs: list[_ArraySpec] = []
+        if pixels is not None:
+            channels = tuple(pixels.shape[class_map.ndim :])
+            dims = spatial_dims + (["c"] if channels else [])
+            specs.append(
+                _ArraySpec("image", pixels, dims, (*chunks, *channels), _with(shards, (), channels))
+            )
+        specs.append(_ArraySpec("labels", class_map, spatial_dims, chunks, shards))
+        specs.append(
+            _ArraySpec(
+                "instances",
+                instances.layers,  # computed in a writer thread, beside the other writes
+                ["layer", *spatial_dims],
+                (1, *chunks),
+                _with(shards, (1,), ()),
+            )
+        )
+        for key, table in _tables(targets, n, len(shape), where).items():
+            dims = ["instance", "box_coord"] if table.ndim == 2 else ["instance"]
+            specs.append(_ArraySpec(key, table, dims, (max(n, 1), *table.shape[1:]), None))
+        try:
+            group = self._group.create_group(name, attributes=attrs)
+            # zarr's per-array overhead is mostly waiting on its I/O loop: create the arrays of
+            # a node from a few threads at once.
+            with ThreadPoolExecutor(_WRITER_THREADS, thread_name_prefix="microprep-store") as pool:
+                futures = [pool.submit(_write_array, group, spec) for spec in specs]
+                for future in futures:
+                    future.result()
+        except (OSError, ValueError, TypeError) as exc:
+            raise StoreError(f"{where}: cannot write node {name!r}: {exc}") from exc
+        self._nodes.append(name)
+        logger.debug("%s: wrote node %r (%d instances)", self.root, name, n)
+
+    def close(self) -> None:
+        """List the nodes in the root attributes, consolidate metadata, then mark complete.
+
+        A second call does nothing.
+
+        Raises:
+            StoreError: the attributes do not match the schema, or writing fails.
+        """
+        if self._closed:
+            return
+        attrs = {**self._attrs, "nodes": list(self._nodes)}
+        final = {**attrs, "complete": True}
+        validate_attrs(final, where=str(self.root))
+        try:
+            self._group.attrs.update({ATTRS_KEY: attrs})
+            with warnings.catch_warnings():
+                # zarr warns that consolidated metadata is not in the v3 spec yet; xarray and
+                # zarr-python read it, other readers ignore it.
+                warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
+                consolidated = zarr.consolidate_metadata(self._group.store)
+            consolidated.attrs.update({ATTRS_KEY: final})
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.root}: cannot finish the store: {exc}") from exc
+        self._closed = True
+        logger.info("%s: store complete, %d nodes", self.root, len(self._nodes))
+
+
+def _check_targets(targets: Targets, class_map: NDArray[Any], where: str) -> None:
+    if class_map.ndim not in (2, 3):
+        raise StoreError(f"{where}: class map has shape {class_map.shape}, not (H, W) or (Z, H, W)")
+    if class_map.dtype.kind != "u":
+        raise StoreError(f"{where}: class map has dtype {class_map.dtype}, not unsigned integer")
+    if tuple(targets.instances.shape) != class_map.shape:
+        raise StoreError(
+            f"{where}: instances have shape {tuple(targets.instances.shape)} but the class map "
+            f"{class_map.shape}"
+        )
+
+
+def _check_pixels(pixels: NDArray[Any], shape: tuple[int, ...], where: str) -> NDArray[Any]:
+    if pixels.dtype.kind not in "biuf":
+        raise StoreError(f"{where}: pixels have dtype {pixels.dtype}, not a numeric type")
+    if pixels.ndim not in (len(shape), len(shape) + 1) or pixels.shape[: len(shape)] != shape:
+        raise StoreError(
+            f"{where}: pixels have shape {pixels.shape} but the targets {shape} "
+            "(expected the same leading axes, plus an optional channel axis)"
+        )
+    return pixels
+
+
+@dataclass(frozen=True, slots=True)
+class _ArraySpec:
+    """One array of a node: ``data`` is the array or a function that computes it."""
+
+    key: str
+    data: NDArray[Any] | Callable[[], NDArray[Any]]
+    dims: list[str]
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+
+
+def _with(
+    shards: tuple[int, ...] | None, lead: tuple[int, ...], trail: tuple[int, ...]
+) -> tuple[int, ...] | None:
+    """Spatial ``shards`` with non-spatial leading / trailing axes added (None stays None)."""
+    return None if shards is None else (*lead, *shards, *trail)
+
+
+def _write_array(group: zarr.Group, spec: _ArraySpec) -> None:
+    data = spec.data() if callable(spec.data) else spec.data
+    group.create_array(
+        spec.key,
+        data=np.ascontiguousarray(data),
+        chunks=spec.chunks,
+        shards=spec.shards,
+        compressors=_COMPRESSORS,
+        fill_value=False if data.dtype == np.bool_ else 0,
+        dimension_names=spec.dims,
+        attributes={"description": _DESCRIPTIONS[spec.key]},
+        # Checking every chunk for emptiness costs more than writing the few empty ones.
+        config={"write_empty_chunks": True},
+    )
+
+
+def _tables(targets: Targets, n: int, ndim: int, where: str) -> dict[str, NDArray[Any]]:
+    """The per-instance arrays, checked to hold one row per instance."""
+    instances = targets.instances
+    tables: dict[str, tuple[Any, Any, tuple[int, ...]]] = {
+        "instance_label": (instances.labels, np.int64, (n,)),
+        "instance_box": (instances.boxes, np.float64, (n, 2 * ndim)),
+        "instance_area": (instances.areas, np.int64, (n,)),
+        "instance_occluded": (instances.occluded, np.bool_, (n,)),
+        "instance_group": (instances.groups, np.int64, (n,)),
+        "instance_track": (instances.tracks, np.int64, (n,)),
+    }
+    out: dict[str, NDArray[Any]] = {}
+    for key, (values, dtype, shape) in tables.items():
+        arr = np.asarray(values, dtype=dtype)
+        if arr.size == 0 and n == 0:
+            arr = arr.reshape(shape)
+        if arr.shape != shape:
+            raise StoreError(f"{where}: {key} has shape {arr.shape}, expected {shape}")
+        out[key] = arr
+    return out
