@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 
 import microprep
+from microprep import store_write
 from microprep.errors import StoreError
 from microprep.model import ImageInfo, LabelMap, LabelSpec
 from microprep.outputs import atomic_output
@@ -324,23 +325,51 @@ def test_pixels_keep_their_dtype(tmp_path: Path) -> None:
         np.testing.assert_array_equal(node["image"].values, pixels)
 
 
-def test_large_node_is_chunked_and_sharded(tmp_path: Path) -> None:
+def test_large_node_is_chunked(tmp_path: Path) -> None:
     shape = (1100, 1300)
     targets = make_targets("big.png", shape, [disk(shape, 500, 600, 300)], [2])
+    pixels = (np.arange(np.prod(shape), dtype=np.uint32).reshape(shape) % 60000).astype(np.uint16)
     path = tmp_path / "d.zarr"
-    write_store(path, [(targets, None)])
+    write_store(path, [(targets, pixels)])
     node = open_dataset(path)[0]
     assert node["labels"].encoding["chunks"] == (512, 512)
-    assert node["labels"].encoding["shards"] == (1536, 1536)
+    assert node["labels"].encoding.get("shards") is None
     assert node["instances"].encoding["chunks"] == (1, 512, 512)
+    assert node["labels"].chunks == ((512, 512, 76), (512, 512, 276))
     np.testing.assert_array_equal(node["labels"].values, targets.class_map)
+    np.testing.assert_array_equal(node["image"].values, pixels)
+
+
+def test_many_chunks_are_sharded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_write, "MAX_UNSHARDED_CHUNKS", 4)
+    monkeypatch.setattr(store_write, "CHUNKS_3D", (4, 16, 16))
+    monkeypatch.setattr(store_write, "SHARD_CHUNKS_3D", (2, 2, 2))
+    shape = (10, 40, 50)
+    zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    blob = (zz - 5) ** 2 + (yy - 20) ** 2 + (xx - 25) ** 2 < 60
+    targets = make_targets("vol", shape, [blob, ~blob], [1, 2])
+    pixels = np.arange(np.prod(shape), dtype=np.float32).reshape(*shape, 1)
+    path = tmp_path / "d.zarr"
+    write_store(path, [(targets, pixels)])
+    ds = open_dataset(path)
+    node = ds[0]
+    assert node["labels"].encoding["chunks"] == (4, 16, 16)
+    assert node["labels"].encoding["shards"] == (8, 32, 32)
+    assert node["image"].encoding["shards"] == (8, 32, 32, 1)
+    assert node["instances"].encoding["shards"] == (1, 8, 32, 32)
+    np.testing.assert_array_equal(node["labels"].values, targets.class_map)
+    np.testing.assert_array_equal(node["image"].values, pixels)
+    assert_same_instances(ds.instances(0), targets.instances)
 
 
 def test_spatial_chunking() -> None:
-    assert spatial_chunking((2048, 2048)) == ((512, 512), (2048, 2048))
-    assert spatial_chunking((10000, 300)) == ((512, 300), (4096, 300))
+    assert spatial_chunking((2048, 2048)) == ((512, 512), None)
+    assert spatial_chunking((100, 60)) == ((100, 60), None)
+    assert spatial_chunking((10000, 300)) == ((512, 300), None)
+    assert spatial_chunking((8192, 8192)) == ((512, 512), (4096, 4096))
     assert spatial_chunking((5, 40, 30)) == ((5, 40, 30), None)
     assert spatial_chunking((200, 1000, 1000)) == ((32, 128, 128), (128, 1024, 1024))
+    assert spatial_chunking((32, 128, 2000)) == ((32, 128, 128), None)
 
 
 def test_incomplete_store_is_refused(tmp_path: Path) -> None:

@@ -245,7 +245,11 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         total = 1 if options.volume else len(names) - len(missing)
         groups = _items(annotations, names, missing, options.volume)
         for group in tqdm(
-            groups, desc="converting", unit="item", total=total, disable=not options.progress
+            groups,
+            desc="converting",
+            unit="item",
+            total=total,
+            disable=None if options.progress else True,
         ):
             targets = _targets(group, annotations, options)
             pixels = _load_pixels(options.images, group) if options.images else None
@@ -260,10 +264,17 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             sink.close()
     summary.pixels_per_class = counts.tolist()
     for kind in kinds:
-        summary.outputs[kind] = out / STORE_NAME if kind == "zarr" and len(kinds) > 1 else out
+        summary.outputs[kind] = _output_path(out, kind, kinds)
     summary.warnings.extend(w for w in warnings if w not in summary.warnings)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _output_path(out: Path, kind: str, kinds: Sequence[str]) -> Path:
+    """Where ``kind`` was written (the store, or the export's main file or folder)."""
+    if kind == "zarr":
+        return out if len(kinds) == 1 else out / STORE_NAME
+    return out / {"masks": "masks", "onehot": "onehot", "coco": "coco.json", "yolo": "labels"}[kind]
 
 
 def _targets(

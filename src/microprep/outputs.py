@@ -117,7 +117,10 @@ def _check_target(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise StoreError(f"{path} exists and is not a folder; choose another output path")
     resolved = path.resolve()
-    protected = {Path.home().resolve(), Path.cwd().resolve(), *Path.cwd().resolve().parents}
+    cwd = Path.cwd().resolve()
+    protected = {cwd, *cwd.parents}
+    with contextlib.suppress(RuntimeError, KeyError):  # no home folder known
+        protected.add(Path.home().resolve())
     if resolved in protected or resolved == Path(resolved.anchor):
         raise StoreError(
             f"refusing to use {path} as an output folder: it would replace the current, home or "
@@ -257,7 +260,13 @@ def _swap(tmp: Path, path: Path) -> None:
         tmp.rename(path)
     except BaseException as exc:
         if old is not None:
-            old.rename(path)
+            try:
+                old.rename(path)
+            except OSError as undo:
+                raise StoreError(
+                    f"cannot move the new output into place at {path} ({exc}), nor the earlier "
+                    f"one back ({undo}); the earlier output is at {old}"
+                ) from exc
         if isinstance(exc, OSError):
             raise StoreError(f"cannot move the new output into place at {path}: {exc}") from exc
         raise

@@ -75,6 +75,8 @@ class Dataset:
     def node_name(self, key: str | int) -> str:
         """The group name for ``key``: a position, a group name or an image name.
 
+        A string is looked up among the group names first, then among the image names.
+
         Raises:
             IndexError: a position out of range.
             KeyError: no node of that group or image name.
@@ -162,10 +164,15 @@ def rasters_from_layers(layers: NDArray[Any], n: int, *, where: str) -> tuple[Ra
             raise StoreError(
                 f"{where}: instance id {int(ids.max())} in the layers, but {n} instances"
             )
-        for axis, coords in enumerate(np.unravel_index(hits, spatial)):
-            np.minimum.at(lo[:, axis], ids, coords)
-            np.maximum.at(hi[:, axis], ids, coords)
-        in_layer[index, np.unique(ids)] = True
+        # group the pixels by id (stable: each group stays in raster order)
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        starts = np.flatnonzero(np.diff(ids, prepend=-1))
+        present = ids[starts]
+        for axis, coords in enumerate(np.unravel_index(hits[order], spatial)):
+            lo[present, axis] = np.minimum(lo[present, axis], np.minimum.reduceat(coords, starts))
+            hi[present, axis] = np.maximum(hi[present, axis], np.maximum.reduceat(coords, starts))
+        in_layer[index, present] = True
     rasters = []
     for i in range(1, n + 1):
         if hi[i, 0] < 0:
@@ -173,8 +180,8 @@ def rasters_from_layers(layers: NDArray[Any], n: int, *, where: str) -> tuple[Ra
             continue
         box = tuple(slice(int(a), int(b) + 1) for a, b in zip(lo[i], hi[i], strict=True))
         mask = np.zeros(tuple(s.stop - s.start for s in box), bool)
-        for index in np.flatnonzero(in_layer[:, i]):
-            mask |= layers[index][box] == i
+        for layer_index in np.flatnonzero(in_layer[:, i]):
+            mask |= layers[layer_index][box] == i
         rasters.append(Raster(tuple(int(a) for a in lo[i]), mask))
     return tuple(rasters)
 

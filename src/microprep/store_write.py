@@ -1,9 +1,8 @@
 """Writing the dataset store: :class:`ZarrSink` (one zarr v3 group per image or volume).
 
 The layout is documented in ``docs/store-layout.md``; :mod:`microprep.store_read` opens it.
-Arrays are written with the zarr API directly (Zstd level 1, sharded chunks), which is much
-faster than going through ``xarray.Dataset.to_zarr`` per node; the dimension names stored with
-every array let xarray read each node as a ``Dataset``.
+Arrays are written with the zarr API directly (Zstd level 1, chunked, large ones sharded); the
+dimension names stored with every array let xarray read each node as a ``Dataset``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,7 +22,7 @@ import zarr
 from jsonschema import Draft202012Validator
 from numpy.typing import NDArray
 from zarr.codecs import ZstdCodec
-from zarr.storage import LocalStore
+from zarr.storage import LocalStore, MemoryStore
 
 from microprep.errors import StoreError
 from microprep.model import LabelMap
@@ -43,13 +41,13 @@ SCHEMA_NAME = "store-attrs.schema.json"
 #: Chunk shapes of spatial axes: ``(y, x)`` for images, ``(z, y, x)`` for volumes.
 CHUNKS_2D = (512, 512)
 CHUNKS_3D = (32, 128, 128)
+#: Arrays of more chunks than this are sharded (chunks grouped into fewer, larger files).
+MAX_UNSHARDED_CHUNKS = 64
 #: At most this many chunks per axis go into one shard file.
 SHARD_CHUNKS_2D = (8, 8)
 SHARD_CHUNKS_3D = (4, 8, 8)
 
 _COMPRESSORS = (ZstdCodec(level=1),)
-#: Threads that create the arrays of one node concurrently.
-_WRITER_THREADS = 4
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_NODE_NAME = 120
 #: Names a node group may not take (case-insensitively): the root metadata file.
@@ -105,24 +103,25 @@ def spatial_chunking(
 ) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
     """``(chunks, shards)`` for spatial axes ``(H, W)`` or ``(Z, H, W)``.
 
-    Chunks are :data:`CHUNKS_2D` / :data:`CHUNKS_3D` clipped to the shape; a shard holds up to
-    :data:`SHARD_CHUNKS_2D` / :data:`SHARD_CHUNKS_3D` chunks per axis. ``shards`` is None when a
-    shard would hold a single chunk.
+    Chunks are :data:`CHUNKS_2D` / :data:`CHUNKS_3D` clipped to the shape. Arrays of more than
+    :data:`MAX_UNSHARDED_CHUNKS` chunks are sharded, up to :data:`SHARD_CHUNKS_2D` /
+    :data:`SHARD_CHUNKS_3D` chunks per shard file, so that large volumes are not thousands of
+    files; smaller arrays (``shards`` None) keep one file per chunk, which zarr writes faster.
 
     Example:
         >>> spatial_chunking((2048, 2048))
-        ((512, 512), (2048, 2048))
-        >>> spatial_chunking((100, 60))
-        ((100, 60), None)
+        ((512, 512), None)
+        >>> spatial_chunking((200, 2048, 2048))
+        ((32, 128, 128), (128, 1024, 1024))
     """
     base, per_shard = (
         (CHUNKS_2D, SHARD_CHUNKS_2D) if len(spatial) == 2 else (CHUNKS_3D, SHARD_CHUNKS_3D)
     )
     chunks = tuple(max(1, min(b, n)) for b, n in zip(base, spatial, strict=True))
-    shards = tuple(
-        c * max(1, min(k, math.ceil(n / c)))
-        for c, k, n in zip(chunks, per_shard, spatial, strict=True)
-    )
+    counts = [math.ceil(n / c) for c, n in zip(chunks, spatial, strict=True)]
+    if math.prod(counts) <= MAX_UNSHARDED_CHUNKS:
+        return chunks, None
+    shards = tuple(c * min(k, m) for c, k, m in zip(chunks, per_shard, counts, strict=True))
     return chunks, (None if shards == chunks else shards)
 
 
@@ -300,7 +299,7 @@ class ZarrSink:
         specs.append(
             _ArraySpec(
                 "instances",
-                instances.layers,  # computed in a writer thread, beside the other writes
+                instances.layers,  # computed when written: one full-size array at a time
                 ["layer", *spatial_dims],
                 (1, *chunks),
                 _with(shards, (1,), ()),
@@ -309,14 +308,14 @@ class ZarrSink:
         for key, table in _tables(targets, n, len(shape), where).items():
             dims = ["instance", "box_coord"] if table.ndim == 2 else ["instance"]
             specs.append(_ArraySpec(key, table, dims, (max(n, 1), *table.shape[1:]), None))
+        # The node is built in memory, then its files are written in one go: zarr's per-array
+        # overhead is mostly round trips through its I/O threads, which a memory store avoids.
+        staged: dict[str, Any] = {}
         try:
-            group = self._group.create_group(name, attributes=attrs)
-            # zarr's per-array overhead is mostly waiting on its I/O loop: create the arrays of
-            # a node from a few threads at once.
-            with ThreadPoolExecutor(_WRITER_THREADS, thread_name_prefix="microprep-store") as pool:
-                futures = [pool.submit(_write_array, group, spec) for spec in specs]
-                for future in futures:
-                    future.result()
+            group = zarr.create_group(store=MemoryStore(staged), zarr_format=3, attributes=attrs)
+            for spec in specs:
+                _write_array(group, spec)
+            _persist(staged, self.root / name)
         except (OSError, ValueError, TypeError) as exc:
             raise StoreError(f"{where}: cannot write node {name!r}: {exc}") from exc
         self._nodes.append(name)
@@ -388,6 +387,22 @@ def _with(
 ) -> tuple[int, ...] | None:
     """Spatial ``shards`` with non-spatial leading / trailing axes added (None stays None)."""
     return None if shards is None else (*lead, *shards, *trail)
+
+
+def _persist(staged: Mapping[str, Any], folder: Path) -> None:
+    """Write the keys of a zarr memory store as the files of a local store rooted at ``folder``.
+
+    A zarr v3 local store keeps key ``a/b/c`` in the file ``a/b/c``; the node's own
+    ``zarr.json`` is written last, so a half-written node is not a group.
+    """
+    keys = sorted(staged, key=lambda k: (k == "zarr.json", k))
+    made: set[Path] = set()
+    for key in keys:
+        path = folder.joinpath(*key.split("/"))
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        path.write_bytes(staged[key].to_bytes())
 
 
 def _write_array(group: zarr.Group, spec: _ArraySpec) -> None:

@@ -1,7 +1,9 @@
 """Readers of annotation exports, one module per format, and the format registry.
 
 Each format registers a ``detect(path) -> bool`` function that sniffs the start of a file (it
-never raises) and a ``read(path, *, on_warning=None) -> AnnotationSet`` function.
+never raises) and a ``read(path, *, on_warning=None, options=None) -> AnnotationSet`` function
+(``options`` is a :class:`~microprep.readers.options.ReadOptions`; readers ignore what they do not
+need).
 
 Example:
     >>> sorted(READERS)
@@ -20,8 +22,9 @@ from typing import Protocol
 from microprep.errors import FormatError, UsageError
 from microprep.model import AnnotationSet
 from microprep.readers import cvat
+from microprep.readers.options import ReadOptions
 
-__all__ = ["READERS", "DetectFn", "ReadFn", "detect_format", "read_annotations"]
+__all__ = ["READERS", "DetectFn", "ReadFn", "ReadOptions", "detect_format", "read_annotations"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +36,15 @@ class DetectFn(Protocol):
 
 
 class ReadFn(Protocol):
-    """``read(path, *, on_warning=None) -> AnnotationSet``."""
+    """``read(path, *, on_warning=None, options=None) -> AnnotationSet``."""
 
     def __call__(
-        self, path: str | Path, /, *, on_warning: Callable[[str], None] | None = None
+        self,
+        path: str | Path,
+        /,
+        *,
+        on_warning: Callable[[str], None] | None = None,
+        options: ReadOptions | None = None,
     ) -> AnnotationSet: ...
 
 
@@ -74,6 +82,7 @@ def read_annotations(
     *,
     format: str | None = None,
     on_warning: Callable[[str], None] | None = None,
+    options: ReadOptions | None = None,
 ) -> AnnotationSet:
     """Read an annotation export into the common model.
 
@@ -81,6 +90,7 @@ def read_annotations(
         path: the export file.
         format: a key of :data:`READERS`; None detects it with :func:`detect_format`.
         on_warning: called with each non-fatal finding (also kept in ``AnnotationSet.warnings``).
+        options: what formats without image sizes or classes need (see ``ReadOptions``).
 
     Raises:
         UsageError: ``format`` is not a known format.
@@ -91,4 +101,4 @@ def read_annotations(
     elif format not in READERS:
         raise UsageError(f"unknown annotation format {format!r}; known: {', '.join(READERS)}")
     _, read = READERS[format]
-    return read(path, on_warning=on_warning)
+    return read(path, on_warning=on_warning, options=options)

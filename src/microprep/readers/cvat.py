@@ -79,6 +79,7 @@ from microprep.paths import check_relative_name
 from microprep.readers.cvat_meta import MAX_IMAGE_SIDE, CvatMeta, parse_meta, parse_side
 from microprep.readers.cvat_shapes import ShapeReader, decode_cvat_rle
 from microprep.readers.cvat_video import MAX_FRAMES, VideoFrames
+from microprep.readers.options import ReadOptions
 from microprep.readers.xmlsafe import iter_root_children, line_of, sniff_root
 
 __all__ = ["MAX_FRAMES", "MAX_IMAGE_SIDE", "decode_cvat_rle", "detect", "read_cvat"]
@@ -268,9 +269,15 @@ class _FirstPass:
 
 
 def read_cvat(
-    path: str | Path, *, on_warning: Callable[[str], None] | None = None
+    path: str | Path,
+    *,
+    on_warning: Callable[[str], None] | None = None,
+    options: ReadOptions | None = None,
 ) -> AnnotationSet:
     """Read a CVAT XML 1.1 export (images or video) into an :class:`AnnotationSet`.
+
+    ``options`` is accepted for a uniform reader signature; CVAT exports carry everything
+    (image sizes, labels), so none of it is used.
 
     Args:
         path: the ``annotations.xml`` file.

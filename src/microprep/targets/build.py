@@ -143,11 +143,11 @@ def _build(
         )
     if skipped:
         log.info("%s: %d object(s) have no pixel inside the image and were left out", name, skipped)
-    shape = (depth, height, width) if volume else (height, width)
+    full: tuple[int, ...] = (depth, height, width) if volume else (height, width)
     if rasters:
         table = np.array(rows, dtype=np.int64)
         instances = Instances(
-            shape=shape,
+            shape=full,
             rasters=tuple(rasters),
             labels=table[:, 0].copy(),
             boxes=np.array(boxes, dtype=np.float64),
@@ -157,7 +157,7 @@ def _build(
             tracks=table[:, 3].copy(),
         )
     else:
-        instances = Instances.empty(shape)
+        instances = Instances.empty(full)
     cmap: NDArray[np.unsignedinteger] = class_map if volume else class_map[0]
     images = tuple(frame.image for frame in frames)
     return Targets(name, images, cmap, instances, num_classes, skipped=skipped)

@@ -157,7 +157,8 @@ def one_hot(class_map: NDArray[np.unsignedinteger], num_classes: int) -> NDArray
         [0, 0, 1]
     """
     classes = np.arange(num_classes, dtype=class_map.dtype).reshape(-1, *([1] * class_map.ndim))
-    return (class_map[None] == classes).astype(np.uint8)
+    out: NDArray[np.uint8] = (class_map[None] == classes).astype(np.uint8)
+    return out
 
 
 def class_dtype(num_classes: int) -> type[np.unsignedinteger]:

@@ -1,0 +1,154 @@
+"""``prep validate EXPORT [--images DIR] [--json REPORT] [--strict] ...``.
+
+Reads the export, validates it (:func:`microprep.validate.validate`), prints the findings table
+and optionally writes the JSON report (atomically). Exit code: 0 clean, 1 warnings with
+``--strict``, 2 errors (in the data, or a reader error handled by ``prep``'s main).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from microprep.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+_COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
+
+
+def parse_size(
+    _ctx: click.Context | None, _param: click.Parameter | None, value: str | None
+) -> tuple[int, int] | None:
+    """``"512x512"`` (or ``512X384``) to ``(width, height)``; None stays None.
+
+    Example:
+        >>> parse_size(None, None, "640x480")
+        (640, 480)
+    """
+    if value is None:
+        return None
+    parts = value.lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 512x512")
+    width, height = int(parts[0]), int(parts[1])
+    if width <= 0 or height <= 0:
+        raise click.BadParameter(f"{value!r}: width and height must be positive")
+    return width, height
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (a temporary file, then ``os.replace``)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@click.command("validate")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of the image files: checks that each exists and has the export's size.",
+)
+@click.option("--format", "fmt", help="Reader to use (default: detected from the file).")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the full report as JSON to this file.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 when there are warnings (and no errors).")
+@click.option(
+    "--iou",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Report pairs of objects whose IoU is above this.",
+)
+@click.option(
+    "--size",
+    callback=parse_size,
+    metavar="WxH",
+    help="Size of every image, for formats that store none (VIA), e.g. 512x512.",
+)
+@click.option("--label-attribute", help="Region attribute that holds the class (VIA).")
+@click.option(
+    "--masks",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Local folder of the mask PNGs of a Labelbox export.",
+)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Rows shown per finding code (0: all); the JSON report has them all.",
+)
+@click.pass_context
+def validate_command(
+    ctx: click.Context,
+    export: Path,
+    images: Path | None,
+    fmt: str | None,
+    json_path: Path | None,
+    strict: bool,
+    iou: float,
+    size: tuple[int, int] | None,
+    label_attribute: str | None,
+    masks: Path | None,
+    max_rows: int,
+) -> None:
+    """Check an annotation EXPORT: geometry, labels, image files, overlaps.
+
+    Exit code 0 when clean, 1 with --strict when there are warnings, 2 when there are errors.
+
+    \b
+    Examples:
+      prep validate annotations.xml
+      prep validate annotations.xml --images micrographs --json report.json --strict
+      prep validate via.json --format via --size 512x512 --label-attribute class
+    """
+    from microprep.readers import ReadOptions, read_annotations
+    from microprep.validate import ValidateOptions, validate
+
+    if json_path is not None and not json_path.parent.is_dir():
+        raise UsageError(f"--json: the folder {json_path.parent} does not exist")
+    start = time.perf_counter()
+    annotations = read_annotations(
+        export,
+        format=fmt,
+        on_warning=lambda message: logger.debug("reader: %s", message),
+        options=ReadOptions(images=images, size=size, label_attribute=label_attribute, masks=masks),
+    )
+    report = validate(annotations, ValidateOptions(images=images, iou_threshold=iou))
+    if json_path is not None:
+        write_json(json_path, report.to_json())
+    click.echo(
+        f"{export.name} ({report.format}): {len(report.images)} images, "
+        f"{len(report.shapes)} shapes, checked in {time.perf_counter() - start:.2f} s"
+    )
+    click.echo(
+        report.format_table(
+            max_per_code=max_rows or None,
+            style=lambda text, severity: click.style(text, fg=_COLOURS[severity]),
+        )
+    )
+    if json_path is not None:
+        click.echo(f"report written to {json_path}")
+    ctx.exit(report.exit_code(strict))

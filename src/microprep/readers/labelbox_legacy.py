@@ -1,0 +1,223 @@
+"""The legacy Labelbox JSON export (v1): a JSON array with one entry per label.
+
+Each entry has ``"ID"`` (the label), ``"DataRow ID"``, ``"External ID"``, ``"Labeled Data"`` (a
+URL, never fetched) and ``"Label"``: ``{"objects": [...], "classifications": [...]}``, or the
+string ``"Skip"`` or ``{}`` for a label without objects. Objects have ``featureId``, ``title``
+(else ``value``) as the class, and one of ``bbox``, ``polygon``, ``line``, ``point``, or only
+``instanceURI`` for a mask (see :mod:`microprep.readers.labelbox_objects`).
+
+Rules:
+
+* Entries with the same ``DataRow ID`` are labels of one image: their objects are merged, in
+  file order. Images come in order of first appearance.
+* Image name: ``External ID``, else ``Global Key``, else ``DataRow ID``.
+* Image size: ``Media Attributes.width/height`` when present, else ``ReadOptions.size``, else the
+  header of the file in ``ReadOptions.images``, else UsageError.
+* Video labels link their frames by URL (``"Label": {"frames": "https://..."}``): they are
+  skipped, counted in one warning.
+* Errors name the file and the JSON path (a JSON document has no useful line per label).
+
+Example:
+    >>> import json, tempfile
+    >>> from microprep.readers.options import ReadOptions
+    >>> p = Path(tempfile.mkdtemp()) / "export.json"
+    >>> _ = p.write_text(json.dumps([{"DataRow ID": "d1", "External ID": "a.png", "Label": {
+    ...     "objects": [{"title": "pore", "point": {"x": 1, "y": 2.5}}]}}]))
+    >>> ds = read_legacy(p, emit=print, options=ReadOptions(size=(8, 8)), fingerprint=None)
+    >>> [s.points.tolist() for item in ds for s in item.shapes]
+    [[[1.0, 2.5]]]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from microprep.errors import FormatError, UnsafeInputError
+from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap, LabelSpec, Shape
+from microprep.paths import check_relative_name
+from microprep.readers import jsonsafe
+from microprep.readers.jsonsafe import json_path
+from microprep.readers.labelbox_objects import (
+    LEGACY_KEYS,
+    ImageSource,
+    JsonPath,
+    KnownImages,
+    NewImages,
+    ObjectReader,
+    check_unchanged,
+    describe,
+    summary,
+)
+from microprep.readers.options import ReadOptions
+
+__all__ = ["read_legacy"]
+
+logger = logging.getLogger(__name__)
+
+_NAME_KEYS = ("External ID", "Global Key", "DataRow ID")
+
+
+class _Labels:
+    """Legacy entries to images and shapes; one instance per pass."""
+
+    def __init__(self, file: str, reader: ObjectReader, images: ImageSource) -> None:
+        self.file = file
+        self.reader = reader
+        self.images = images
+        #: video labels skipped (their frames are only linked by URL)
+        self.video = 0
+
+    def _error(self, message: str, path: JsonPath) -> FormatError:
+        return FormatError(message, file=self.file, where=json_path(path))
+
+    def _name(self, entry: dict[str, Any], index: int) -> tuple[str, JsonPath]:
+        for key in _NAME_KEYS:
+            value = entry.get(key)
+            if value is None or value == "":
+                continue
+            path = (index, key)
+            if not isinstance(value, str):
+                raise self._error(f"expected a string, got {describe(value)}", path)
+            try:
+                check_relative_name(value)
+            except UnsafeInputError as exc:
+                raise UnsafeInputError(exc.message, file=self.file, where=json_path(path)) from exc
+            return value, path
+        raise self._error("the label has no External ID, Global Key or DataRow ID", (index,))
+
+    def _label(self, entry: dict[str, Any], index: int) -> tuple[dict[str, Any] | None, bool]:
+        """The entry's ``Label`` object (None: skipped or empty) and whether it is a video's."""
+        label = entry.get("Label")
+        if label is None or (isinstance(label, str) and label.strip().lower() == "skip"):
+            return None, False
+        if not isinstance(label, dict):
+            raise self._error(
+                f"expected an object or 'Skip', got {describe(label)}", (index, "Label")
+            )
+        if "frames" in label:
+            self.video += 1
+            return None, True
+        return label, False
+
+    def items(self, data: Any) -> Iterator[tuple[ImageInfo, list[Shape]]]:
+        """The images of the whole export, in order of first appearance of their data row."""
+        if not isinstance(data, list):
+            raise self._error(f"expected a JSON array of labels, got {describe(data)}", ())
+        groups: dict[str | int, list[int]] = {}
+        for index, entry in enumerate(data):
+            if not isinstance(entry, dict):
+                raise self._error(f"expected an object, got {describe(entry)}", (index,))
+            row_id = entry.get("DataRow ID")
+            key: str | int = row_id if isinstance(row_id, str) and row_id else index
+            groups.setdefault(key, []).append(index)
+        for key, indices in groups.items():
+            labels = [(i, *self._label(data[i], i)) for i in indices]
+            if all(video for _, _, video in labels):
+                continue
+            first = indices[0]
+            name, name_path = self._name(data[first], first)
+            media = data[first].get("Media Attributes")
+            size = self.images.size(media, None, name, (first, "Media Attributes"))
+            info = self.images.image(name, None, size, None, name_path)
+            self.reader.new_image()
+            shapes: list[Shape] = []
+            row_id = key if isinstance(key, str) else None
+            for i, label, _ in labels:
+                if label is not None:
+                    shapes.extend(self._objects(label, i, info, row_id))
+            yield info, shapes
+
+    def _objects(
+        self, label: dict[str, Any], index: int, info: ImageInfo, row_id: str | None
+    ) -> Iterator[Shape]:
+        path: JsonPath = (index, "Label")
+        base = self.reader.attributes(
+            label.get("classifications"), (*path, "classifications"), None
+        )
+        objects = label.get("objects")
+        if objects is None:
+            return
+        if not isinstance(objects, list):
+            raise self._error(f"expected a list, got {describe(objects)}", (*path, "objects"))
+        for j, obj in enumerate(objects):
+            fid = obj.get("featureId") if isinstance(obj, dict) else None
+            shape = self.reader.read(
+                obj,
+                (*path, "objects", j),
+                None,
+                size=(info.width, info.height),
+                attrs=base,
+                stems=(fid if isinstance(fid, str) else None, row_id),
+            )
+            if shape is not None:
+                yield shape
+
+
+def _iter_labels(
+    path: Path,
+    fingerprint: tuple[int, int] | None,
+    images: tuple[ImageInfo, ...],
+    masks: Path | None,
+) -> Iterator[AnnotatedImage]:
+    """The second pass over a legacy export: the file is loaded again and converted."""
+    if fingerprint is not None:
+        check_unchanged(path, fingerprint)
+    file = str(path)
+    known = KnownImages(file, images)
+    walker = _Labels(
+        file, ObjectReader(file, masks=masks, build=True, checked=True, keys=LEGACY_KEYS), known
+    )
+    for info, shapes in walker.items(jsonsafe.load_json(path)):
+        yield AnnotatedImage(info, tuple(shapes))
+    known.finish()
+
+
+def read_legacy(
+    path: Path,
+    *,
+    emit: Callable[[str], None],
+    options: ReadOptions,
+    fingerprint: tuple[int, int] | None,
+) -> AnnotationSet:
+    """Read a legacy Labelbox JSON export; the checking pass, then a lazily re-reading set.
+
+    Args:
+        path: the ``.json`` export.
+        emit: called with each warning line.
+        options: ``size`` / ``images`` (legacy exports rarely hold image sizes), ``masks``.
+        fingerprint: ``(size, mtime_ns)`` of the file before reading (None: not checked).
+
+    Returns:
+        An AnnotationSet with format ``"labelbox-json"``.
+
+    Raises:
+        The errors of :func:`microprep.readers.labelbox.read_labelbox`.
+    """
+    file = str(path)
+    images = NewImages(file, options)
+    reader = ObjectReader(file, masks=options.masks, build=False, keys=LEGACY_KEYS)
+    walker = _Labels(file, reader, images)
+    for _ in walker.items(jsonsafe.load_json(path)):
+        pass
+    warnings = summary(file, reader, options.masks)
+    if walker.video:
+        warnings.append(
+            f"{file}: {walker.video} video label(s) skipped: the legacy export links their "
+            "frames by URL, which is never downloaded; use the NDJSON export"
+        )
+    for message in warnings:
+        emit(message)
+    found = tuple(images.images)
+    logger.debug("%s: %d images", path, len(found))
+    return AnnotationSet(
+        source=path,
+        format="labelbox-json",
+        labels=LabelMap(tuple(LabelSpec(name=name) for name in reader.classes)),
+        images=found,
+        load=partial(_iter_labels, path, fingerprint, found, options.masks),
+        warnings=tuple(warnings),
+    )

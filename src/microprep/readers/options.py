@@ -1,0 +1,27 @@
+"""Options some readers need because their format leaves things out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """What a reader may need beyond the export file.
+
+    ``images``: folder of the image files (VIA stores no image size: it is read from the files).
+    ``size``: ``(width, height)`` in pixels of every image, when all have one size (VIA).
+    ``label_attribute``: the region attribute that holds the class (VIA).
+    ``masks``: local folder of mask PNGs (Labelbox exports only link masks by URL; microprep never
+    fetches URLs).
+
+    Example:
+        >>> ReadOptions(size=(512, 512)).size
+        (512, 512)
+    """
+
+    images: Path | None = None
+    size: tuple[int, int] | None = None
+    label_attribute: str | None = None
+    masks: Path | None = None

@@ -1,0 +1,207 @@
+"""``prep validate``: exit codes, the JSON report, bad input, options, and its speed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import microprep.readers
+from microprep.cli import main as cli_main
+from microprep.cli.validate import validate_command
+from microprep.conversion import ConvertOptions, convert
+from microprep.readers import read_annotations
+from microprep.validate import validate
+
+Capture = pytest.CaptureFixture[str]
+Prep = Callable[[Sequence[str]], int]
+
+BOWTIE = (
+    '<image id="0" name="a.png" width="32" height="24">'
+    '<polygon label="precipitate" occluded="0" source="manual" points="0,0;10,10;10,0;0,10"'
+    ' z_order="0"/></image>'
+)
+UNDECLARED = (
+    '<image id="0" name="a.png" width="32" height="24">'
+    '<box label="crack" occluded="0" source="manual" xtl="1" ytl="1" xbr="5" ybr="5"'
+    ' z_order="0"/>'
+    '<box label="precipitate" occluded="0" source="manual" xtl="8" ytl="1" xbr="12" ybr="5"'
+    ' z_order="0"/>'
+    '<ellipse label="bubble" occluded="0" source="manual" cx="20" cy="12" rx="3" ry="2"'
+    ' z_order="0"/></image>'
+)
+
+
+@pytest.fixture
+def prep(monkeypatch: pytest.MonkeyPatch) -> Prep:
+    """``prep``'s main(), with the validate command registered for the test if it is not yet."""
+    if "validate" not in cli_main.cli.commands:
+        monkeypatch.setitem(cli_main.cli.commands, "validate", validate_command)
+    return cli_main.main
+
+
+def test_clean_export_exits_0(prep: Prep, write_cvat: Callable[..., Path], capsys: Capture) -> None:
+    assert prep(["validate", str(write_cvat())]) == 0
+    out = capsys.readouterr().out
+    assert "1 images, 2 shapes" in out and "no findings" in out
+    assert "\x1b" not in out  # no colour codes when the output is not a terminal
+
+
+def test_warnings_exit_0_or_1_with_strict(
+    prep: Prep, write_cvat: Callable[..., Path], capsys: Capture
+) -> None:
+    export = write_cvat(UNDECLARED)
+    assert prep(["validate", str(export)]) == 0
+    out = capsys.readouterr().out
+    assert "undeclared-label" in out and "reader-warning" in out
+    assert prep(["validate", str(export), "--strict"]) == 1
+
+
+def test_errors_exit_2_and_the_json_report(
+    prep: Prep, write_cvat: Callable[..., Path], tmp_path: Path, capsys: Capture
+) -> None:
+    export = write_cvat(BOWTIE)
+    out_dir = tmp_path / "reports"
+    out_dir.mkdir()
+    report = out_dir / "report.json"
+    assert prep(["validate", str(export), "--json", str(report)]) == 2
+    assert "polygon-self-intersection" in capsys.readouterr().out
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["source"] == str(export)
+    assert data["summary"]["errors"] == 1
+    (finding,) = [f for f in data["findings"] if f["severity"] == "error"]
+    assert finding["code"] == "polygon-self-intersection"
+    assert finding["image"] == "a.png" and finding["shape"] == 0
+    assert finding["details"]["area_after"] == pytest.approx(50.0)
+    assert [p.name for p in out_dir.iterdir()] == ["report.json"]  # no temporary file left
+
+
+def test_bad_input_exits_2_without_a_report(
+    prep: Prep, tmp_path: Path, write_cvat: Callable[..., Path], capsys: Capture
+) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<annotations><version>1.1</version><image id='0'", encoding="utf-8")
+    report = tmp_path / "report.json"
+    assert prep(["validate", str(bad), "--format", "cvat", "--json", str(report)]) == 2
+    assert "prep: error" in capsys.readouterr().err
+    assert not report.exists()
+    assert prep(["validate", str(tmp_path / "missing.xml"), "--json", str(report)]) == 2
+    assert not report.exists()
+    nowhere = tmp_path / "no" / "report.json"
+    assert prep(["validate", str(write_cvat()), "--json", str(nowhere)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert prep(["validate", str(write_cvat()), "--format", "nope"]) == 2
+
+
+def test_size_option(prep: Prep, write_cvat: Callable[..., Path], capsys: Capture) -> None:
+    export = str(write_cvat())
+    for bad in ("512", "512x", "0x5", "ax5", "5x5x5"):
+        assert prep(["validate", export, "--size", bad]) == 2, bad
+        assert "WIDTHxHEIGHT" in capsys.readouterr().err or bad == "0x5"
+
+
+def test_reader_options_are_passed_through(
+    prep: Prep, write_cvat: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def spy(path: Path, **kw: Any) -> Any:
+        seen.update(kw)
+        return read_annotations(path, format=kw["format"])
+
+    monkeypatch.setattr(microprep.readers, "read_annotations", spy)
+    args = ["--size", "640X480", "--label-attribute", "class", "--masks", str(tmp_path)]
+    assert prep(["validate", str(write_cvat()), "--format", "cvat", *args]) == 0
+    options = seen["options"]
+    assert (options.size, options.label_attribute, options.masks) == ((640, 480), "class", tmp_path)
+    assert seen["format"] == "cvat" and options.images is None
+
+
+def test_image_folder_checks(
+    prep: Prep, write_cvat: Callable[..., Path], tmp_path: Path, capsys: Capture
+) -> None:
+    export = str(write_cvat())
+    images = tmp_path / "images"
+    images.mkdir()
+    assert prep(["validate", export, "--images", str(images)]) == 2
+    assert "missing-image-file" in capsys.readouterr().out
+    Image.new("L", (32, 20)).save(images / "a.png")
+    assert prep(["validate", export, "--images", str(images)]) == 2
+    assert "image-size-mismatch" in capsys.readouterr().out
+    Image.new("L", (32, 24)).save(images / "a.png")
+    assert prep(["validate", export, "--images", str(images)]) == 0
+
+
+# ----------------------------------------------------------------------------- stress export
+
+
+def _rle(bitmap: np.ndarray) -> str:
+    flat = bitmap.ravel()
+    change = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
+    runs = np.diff(np.concatenate(([0], change, [flat.size])))
+    if flat[0]:
+        runs = np.concatenate(([0], runs))
+    return ",".join(map(str, runs.tolist()))
+
+
+def stress_export(
+    path: Path, images: int = 20, size: int = 2048, polygons: int = 300, ellipses: int = 50,
+    masks: int = 20, seed: int = 0,
+) -> Path:  # fmt: skip
+    """A CVAT export of ``images`` images with star polygons of 24 vertices, rotated ellipses and
+    RLE masks at random places (the defaults make 7,400 shapes)."""
+    rng = np.random.default_rng(seed)
+    out = [
+        '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><task>'
+        "<id>1</id><name>stress</name><labels>",
+        *(f"<label><name>{n}</name><type>any</type></label>" for n in ("grain", "pore", "ppt")),
+        "</labels></task></meta>\n",
+    ]
+    common = 'occluded="0" source="manual" z_order="0"'
+    for i in range(images):
+        out.append(f'<image id="{i}" name="img_{i:03d}.png" width="{size}" height="{size}">\n')
+        for _ in range(polygons):
+            c, r = rng.uniform(40, size - 40, 2), rng.uniform(8, 30)
+            t = np.sort(rng.uniform(0, 2 * np.pi, 24))
+            rr = r * rng.uniform(0.7, 1.0, 24)
+            xs, ys = c[0] + rr * np.cos(t), c[1] + rr * np.sin(t)
+            pts = ";".join(f"{x:.2f},{y:.2f}" for x, y in zip(xs, ys, strict=True))
+            out.append(f'<polygon label="grain" {common} points="{pts}"/>\n')
+        for _ in range(ellipses):
+            (cx, cy), (rx, ry) = rng.uniform(40, size - 40, 2), rng.uniform(5, 25, 2)
+            out.append(
+                f'<ellipse label="pore" {common} cx="{cx:.2f}" cy="{cy:.2f}" rx="{rx:.2f}"'
+                f' ry="{ry:.2f}" rotation="{rng.uniform(0, 180):.1f}"/>\n'
+            )
+        for _ in range(masks):
+            (w, h), (left, top) = rng.integers(30, 90, 2), rng.integers(0, size - 100, 2)
+            yy, xx = np.mgrid[0:h, 0:w]
+            disk = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2 <= 1
+            out.append(
+                f'<mask label="ppt" {common} rle="{_rle(disk)}" left="{left}" top="{top}"'
+                f' width="{w}" height="{h}"/>\n'
+            )
+        out.append("</image>\n")
+    out.append("</annotations>\n")
+    path.write_text("".join(out), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_validate_costs_less_than_twice_a_mask_conversion(tmp_path: Path) -> None:
+    export = stress_export(tmp_path / "stress.xml", images=6)
+    start = time.perf_counter()
+    convert(export, tmp_path / "out", ConvertOptions(to=("masks",), progress=False))
+    converting = time.perf_counter() - start
+    start = time.perf_counter()
+    report = validate(read_annotations(export))
+    validating = time.perf_counter() - start
+    assert len(report.shapes) == 6 * 370
+    assert report.errors == []
+    assert validating < 2 * converting, (validating, converting)
