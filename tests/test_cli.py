@@ -186,3 +186,29 @@ def test_interrupted_run_keeps_the_earlier_output(
         convert(export, out, ConvertOptions(to=("zarr", "masks")))
     assert tree_digest(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.xml", "o"]
+
+
+BOW_TIE = (
+    '<image id="0" name="a.png" width="16" height="16">'
+    '<polygon label="precipitate" points="2,2;12,12;12,2;2,12"/></image>'
+)
+
+
+def test_convert_refuses_a_bow_tie_and_repairs_it_whole(
+    write_cvat: Callable[..., Path], tmp_path: Path, capsys: Capture
+) -> None:
+    export = write_cvat(BOW_TIE)
+    out = tmp_path / "o.zarr"
+    assert main(["convert", str(export), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a.png" in err
+    assert "--repair" in err
+    assert not out.exists()
+    assert main(["convert", str(export), "--out", str(out), "--repair"]) == 0
+    assert "repaired" in capsys.readouterr().out
+    ds = microprep.open_dataset(out)
+    objects = ds.instances(0)
+    # both triangles of the bow-tie stay, as one object (never halved)
+    assert len(objects) == 1
+    assert objects.areas[0] == (ds[0]["labels"].values == 2).sum()
+    assert 40 <= objects.areas[0] <= 60

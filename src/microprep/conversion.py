@@ -19,13 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from microprep.errors import ImageFileError, UsageError
+from microprep.errors import ImageFileError, UsageError, ValidationError
 from microprep.exports import Sink, SinkFactory
 from microprep.images import load_image
 from microprep.model import AnnotatedImage, AnnotationSet
 from microprep.outputs import atomic_output
 from microprep.paths import safe_join
-from microprep.readers import read_annotations
+from microprep.readers import ReadOptions, read_annotations
 from microprep.targets import RasterOptions, Targets, build_targets, build_volume_targets
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,9 @@ class ConvertOptions:
     their names in the export (needed for pixels in the store). ``volume``: stack every image
     (frames of a track export: slices) into one ``(Z, H, W)`` volume. ``skip_missing``: leave out
     images whose file is missing instead of failing. ``raster``: line width / point radius.
-    ``format``: reader to use (detected when None).
+    ``format``: reader to use (detected when None). ``repair``: apply the documented repairs
+    of ``prep validate`` instead of refusing repairable errors. ``read``: what readers of formats
+    without image sizes or classes need (VIA, Labelbox).
     """
 
     to: tuple[str, ...] = ("zarr",)
@@ -55,6 +57,8 @@ class ConvertOptions:
     raster: RasterOptions = RasterOptions()
     format: str | None = None
     progress: bool = False
+    repair: bool = False
+    read: ReadOptions = ReadOptions()
 
 
 @dataclass(slots=True)
@@ -71,6 +75,7 @@ class ConvertSummary:
     pixels_per_class: list[int] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
     missing_images: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -96,6 +101,37 @@ def image_files(folder: Path) -> list[str]:
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     ]
     return sorted(names, key=_natural_key)
+
+
+def checked(annotations: AnnotationSet, *, repair: bool) -> tuple[AnnotationSet, list[str]]:
+    """Run the checks of ``prep validate``; refuse on errors, or repair what can be repaired.
+
+    Returns the (possibly repaired) set and one line per repair applied. Raises
+    :class:`~microprep.errors.ValidationError` naming the first errors when any remain.
+    Image files are not checked here: ``convert`` checks them itself (see ``--skip-missing``).
+    """
+    from microprep.validate import REPAIRABLE, ValidateOptions, validate
+    from microprep.validate import repair as apply_repairs
+
+    report = validate(annotations, ValidateOptions(check_overlaps=False))
+    lines: list[str] = []
+    if repair and any(f.code in REPAIRABLE for f in report.errors):
+        annotations, done = apply_repairs(annotations, report)
+        lines = [f"{f.image}: shape {f.shape}: {f.message}" for f in done]
+        report = validate(annotations, ValidateOptions(check_overlaps=False))
+    errors = report.errors
+    if errors:
+        first = errors[0]
+        place = f"image {first.image!r}" if first.image else "export"
+        if first.shape is not None:
+            place += f", shape #{first.shape}"
+        fixable = sum(f.code in REPAIRABLE for f in errors)
+        hint = " (--repair fixes some of them)" if fixable and not repair else ""
+        raise ValidationError(
+            f"{annotations.source}: {place}: {first.code}: {first.message} "
+            f"[{len(errors)} error(s) in all{hint}; 'prep validate' lists them]"
+        )
+    return annotations, lines
 
 
 def image_names(annotations: AnnotationSet, folder: Path | None) -> list[str]:
@@ -213,12 +249,16 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
     export = Path(export)
     kinds = _check_kinds(options.to)
     warnings: list[str] = []
-    annotations = read_annotations(export, format=options.format, on_warning=warnings.append)
+    annotations = read_annotations(
+        export, format=options.format, on_warning=warnings.append, options=options.read
+    )
+    annotations, repairs = checked(annotations, repair=options.repair)
     summary = ConvertSummary(
         source=export,
         format=annotations.format,
         classes=annotations.labels.class_names,
         warnings=list(annotations.warnings),
+        repairs=repairs,
     )
     names = image_names(annotations, options.images)
     missing: set[str] = set()

@@ -74,6 +74,10 @@ class ImageFileError(InputError):
     """An image file is missing, unreadable, or does not match the export."""
 
 
+class ValidationError(PrepError):
+    """The export has errors that checks found (``prep validate`` lists them all)."""
+
+
 class StoreError(PrepError):
     """A dataset store cannot be written or opened."""
 

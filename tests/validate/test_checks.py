@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from microprep.model import (
     Shape,
     StackInfo,
 )
+from microprep.readers import read_annotations
 from microprep.targets.raster import fill_rings, rasterize_shape
 from microprep.validate import Finding, Report, ValidateOptions, repair, validate
 
@@ -383,3 +384,40 @@ def test_report_json_table_and_exit_codes() -> None:
     short = Report("x", "memory", findings=[Finding("warning", "w", "m")] * 3)
     assert "... 2 more w finding(s) not shown" in short.format_table(max_per_code=1)
     assert short.exit_code(strict=False) == 0 and short.exit_code(strict=True) == 1
+
+
+def test_repair_of_a_streaming_set_iterates_again(write_cvat: Callable[..., Path]) -> None:
+    export = write_cvat(
+        '<image id="0" name="a.png" width="32" height="24">'
+        '<polygon label="precipitate" points="0,0;10,10;10,0;0,10" z_order="0"/>'
+        '<box label="bubble" xtl="20" ytl="2" xbr="25" ybr="8" z_order="0"/></image>'
+    )
+    ds = read_annotations(export)
+    fixed, repairs = repair(ds, validate(ds))
+    assert len(repairs) == 1
+    for _ in range(2):
+        (item,) = list(fixed)
+        assert [s.kind for s in item.shapes] == ["polygon", "polygon", "box"]
+    assert validate(fixed).errors == []
+    assert repair(fixed, validate(fixed)) == (fixed, [])
+
+
+def test_stack_frames_take_the_folder_files_and_unsafe_names(tmp_path: Path) -> None:
+    Image.new("L", (32, 32)).save(tmp_path / "slice_2.png")
+    Image.new("L", (32, 20)).save(tmp_path / "slice_10.png")
+    box = (shp("box", [[1, 1], [5, 5]], 0),)
+
+    def stack(frames: int) -> AnnotationSet:
+        items = [
+            AnnotatedImage(ImageInfo(f"frame_{f:06d}", 32, 32, frame=f), box if f == 0 else ())
+            for f in range(frames)
+        ]
+        return AnnotationSet.from_items(items, labels=LABELS, stack=StackInfo())
+
+    report = validate(stack(2), ValidateOptions(images=tmp_path))
+    (f,) = report.errors  # frame 1 is the second file in natural order: slice_10.png
+    assert (f.code, f.image, f.details["file"]) == ("image-size-mismatch", "frame_000001", [32, 20])
+    report = validate(stack(3), ValidateOptions(images=tmp_path))
+    assert [f.code for f in report.errors] == ["image-files-mismatch"]
+    report = validate(dataset(("../x.png", 32, 32, box)), ValidateOptions(images=tmp_path))
+    assert [(f.code, f.image) for f in report.errors] == [("unsafe-image-name", "../x.png")]

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from PIL import Image
 
 import microprep.readers
 from microprep.cli import main as cli_main
 from microprep.cli.validate import validate_command
-from microprep.conversion import ConvertOptions, convert
 from microprep.readers import read_annotations
-from microprep.validate import validate
 
 Capture = pytest.CaptureFixture[str]
 Prep = Callable[[Sequence[str]], int]
@@ -139,69 +135,3 @@ def test_image_folder_checks(
 
 
 # ----------------------------------------------------------------------------- stress export
-
-
-def _rle(bitmap: np.ndarray) -> str:
-    flat = bitmap.ravel()
-    change = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
-    runs = np.diff(np.concatenate(([0], change, [flat.size])))
-    if flat[0]:
-        runs = np.concatenate(([0], runs))
-    return ",".join(map(str, runs.tolist()))
-
-
-def stress_export(
-    path: Path, images: int = 20, size: int = 2048, polygons: int = 300, ellipses: int = 50,
-    masks: int = 20, seed: int = 0,
-) -> Path:  # fmt: skip
-    """A CVAT export of ``images`` images with star polygons of 24 vertices, rotated ellipses and
-    RLE masks at random places (the defaults make 7,400 shapes)."""
-    rng = np.random.default_rng(seed)
-    out = [
-        '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><task>'
-        "<id>1</id><name>stress</name><labels>",
-        *(f"<label><name>{n}</name><type>any</type></label>" for n in ("grain", "pore", "ppt")),
-        "</labels></task></meta>\n",
-    ]
-    common = 'occluded="0" source="manual" z_order="0"'
-    for i in range(images):
-        out.append(f'<image id="{i}" name="img_{i:03d}.png" width="{size}" height="{size}">\n')
-        for _ in range(polygons):
-            c, r = rng.uniform(40, size - 40, 2), rng.uniform(8, 30)
-            t = np.sort(rng.uniform(0, 2 * np.pi, 24))
-            rr = r * rng.uniform(0.7, 1.0, 24)
-            xs, ys = c[0] + rr * np.cos(t), c[1] + rr * np.sin(t)
-            pts = ";".join(f"{x:.2f},{y:.2f}" for x, y in zip(xs, ys, strict=True))
-            out.append(f'<polygon label="grain" {common} points="{pts}"/>\n')
-        for _ in range(ellipses):
-            (cx, cy), (rx, ry) = rng.uniform(40, size - 40, 2), rng.uniform(5, 25, 2)
-            out.append(
-                f'<ellipse label="pore" {common} cx="{cx:.2f}" cy="{cy:.2f}" rx="{rx:.2f}"'
-                f' ry="{ry:.2f}" rotation="{rng.uniform(0, 180):.1f}"/>\n'
-            )
-        for _ in range(masks):
-            (w, h), (left, top) = rng.integers(30, 90, 2), rng.integers(0, size - 100, 2)
-            yy, xx = np.mgrid[0:h, 0:w]
-            disk = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2 <= 1
-            out.append(
-                f'<mask label="ppt" {common} rle="{_rle(disk)}" left="{left}" top="{top}"'
-                f' width="{w}" height="{h}"/>\n'
-            )
-        out.append("</image>\n")
-    out.append("</annotations>\n")
-    path.write_text("".join(out), encoding="utf-8")
-    return path
-
-
-@pytest.mark.slow
-def test_validate_costs_less_than_twice_a_mask_conversion(tmp_path: Path) -> None:
-    export = stress_export(tmp_path / "stress.xml", images=6)
-    start = time.perf_counter()
-    convert(export, tmp_path / "out", ConvertOptions(to=("masks",), progress=False))
-    converting = time.perf_counter() - start
-    start = time.perf_counter()
-    report = validate(read_annotations(export))
-    validating = time.perf_counter() - start
-    assert len(report.shapes) == 6 * 370
-    assert report.errors == []
-    assert validating < 2 * converting, (validating, converting)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from microprep.cli.options import reader_options
 from microprep.cli.report import print_convert_summary
 
 KINDS = "zarr,masks,onehot,coco,yolo"
@@ -41,7 +42,7 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of the image files (by their names in the export); stores their pixels.",
 )
-@click.option("--format", "fmt", help="Reader to use (default: detected from the file).")
+@reader_options
 @click.option(
     "--volume",
     is_flag=True,
@@ -64,6 +65,11 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
     show_default=True,
     help="Radius of points in pixels.",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Apply the documented repairs (see prep validate) instead of refusing such errors.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def convert_command(
     export: Path,
@@ -71,10 +77,14 @@ def convert_command(
     to: tuple[str, ...],
     images: Path | None,
     fmt: str | None,
+    size: tuple[int, int] | None,
+    label_attribute: str | None,
+    masks: Path | None,
     volume: bool,
     skip_missing: bool,
     line_width: float,
     point_radius: float,
+    repair: bool,
     quiet: bool,
 ) -> None:
     """Convert an annotation EXPORT into class maps, one-hot masks, boxes and instance masks.
@@ -86,6 +96,7 @@ def convert_command(
       prep convert stack.xml --images slices --volume --out volume.zarr
     """
     from microprep.conversion import ConvertOptions, convert
+    from microprep.readers import ReadOptions
     from microprep.targets import RasterOptions
 
     options = ConvertOptions(
@@ -96,6 +107,8 @@ def convert_command(
         raster=RasterOptions(line_width=line_width, point_radius=point_radius),
         format=fmt,
         progress=not quiet,
+        repair=repair,
+        read=ReadOptions(images=images, size=size, label_attribute=label_attribute, masks=masks),
     )
     summary = convert(export, out, options)
     if not quiet:

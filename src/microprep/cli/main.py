@@ -15,6 +15,7 @@ import click
 
 from microprep import __version__
 from microprep.cli.convert import convert_command
+from microprep.cli.validate import validate_command
 from microprep.errors import PrepError
 
 EXIT_ERROR = 2
@@ -34,6 +35,7 @@ def cli(verbose: int) -> None:
 
 
 cli.add_command(convert_command)
+cli.add_command(validate_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,31 +17,12 @@ from typing import Any
 
 import click
 
+from microprep.cli.options import reader_options
 from microprep.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
 _COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
-
-
-def parse_size(
-    _ctx: click.Context | None, _param: click.Parameter | None, value: str | None
-) -> tuple[int, int] | None:
-    """``"512x512"`` (or ``512X384``) to ``(width, height)``; None stays None.
-
-    Example:
-        >>> parse_size(None, None, "640x480")
-        (640, 480)
-    """
-    if value is None:
-        return None
-    parts = value.lower().replace(" ", "").split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 512x512")
-    width, height = int(parts[0]), int(parts[1])
-    if width <= 0 or height <= 0:
-        raise click.BadParameter(f"{value!r}: width and height must be positive")
-    return width, height
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -66,7 +47,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of the image files: checks that each exists and has the export's size.",
 )
-@click.option("--format", "fmt", help="Reader to use (default: detected from the file).")
+@reader_options
 @click.option(
     "--json",
     "json_path",
@@ -80,18 +61,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     default=0.5,
     show_default=True,
     help="Report pairs of objects whose IoU is above this.",
-)
-@click.option(
-    "--size",
-    callback=parse_size,
-    metavar="WxH",
-    help="Size of every image, for formats that store none (VIA), e.g. 512x512.",
-)
-@click.option("--label-attribute", help="Region attribute that holds the class (VIA).")
-@click.option(
-    "--masks",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Local folder of the mask PNGs of a Labelbox export.",
 )
 @click.option(
     "--max-rows",

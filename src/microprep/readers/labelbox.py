@@ -89,6 +89,10 @@ def detect(path: Path) -> bool:
 
     NDJSON (v2): the first line is an object with a ``"data_row"`` key. Legacy JSON: an array
     whose first object has ``"DataRow ID"`` or ``"Labeled Data"``. Never raises.
+
+    Example:
+        >>> detect(Path("export.ndjson"))  # doctest: +SKIP
+        True
     """
     try:
         with open(path, "rb") as stream:
@@ -370,6 +374,12 @@ def read_labelbox(
         ImageFileError: a mask file that cannot be read or has the wrong size.
         UsageError: an image without a size in the export and no size or images folder given.
         InputError: the file cannot be read.
+
+    Example:
+        >>> opts = ReadOptions(masks=Path("masks"))
+        >>> ds = read_labelbox("export.ndjson", options=opts)  # doctest: +SKIP
+        >>> ds.labels.class_names, len(ds)  # doctest: +SKIP
+        (('background', 'pore', 'grain'), 120)
     """
     path = Path(path)
     options = options if options is not None else ReadOptions()

@@ -1,8 +1,10 @@
-"""Labelbox objects and classifications to :class:`~microprep.model.Shape`, masks from a folder.
+"""The parts both Labelbox formats share: objects to Shapes, masks from a folder, image sizes.
 
-Shared by both Labelbox formats (:mod:`microprep.readers.labelbox`): the NDJSON export (v2,
-``snake_case`` keys) and the legacy JSON export (v1, ``camelCase`` keys). Which keys hold what is
-described by an :class:`ObjectKeys`; :data:`V2_KEYS` and :data:`LEGACY_KEYS` are the two.
+Used by :mod:`microprep.readers.labelbox` (NDJSON export, v2, ``snake_case`` keys) and
+:mod:`microprep.readers.labelbox_legacy` (legacy JSON export, v1, ``camelCase`` keys). Which keys
+hold what is described by an :class:`ObjectKeys`; :data:`V2_KEYS` and :data:`LEGACY_KEYS` are the
+two. :class:`ObjectReader` turns objects into shapes; :class:`NewImages` (checking pass) and
+:class:`KnownImages` (streaming pass) hand out the images with their sizes.
 
 Geometry (coordinates stay ``float64`` pixel units exactly as written):
 
@@ -548,11 +550,11 @@ class ObjectReader:
             check_stem(composite, file=self.file, line=line, path=(*path, "composite_mask"))
         pixels: NDArray[np.bool_] | None = None
         if self.masks is not None:
-            file = None if own is None else safe_join(self.masks, own + ".png")
+            file = None if own is None else self._mask_file(self.masks, own, line, path)
             if file is not None and file.is_file():
                 pixels = _nonzero(self._load(file, size, line, path))
             elif color is not None and composite is not None:
-                file = safe_join(self.masks, composite + ".png")
+                file = self._mask_file(self.masks, composite, line, path)
                 if file.is_file():
                     cached = self._composites.get(file)
                     if cached is None:
@@ -572,6 +574,15 @@ class ObjectReader:
         if not self.build:
             return pts, None
         return pts, np.ascontiguousarray(pixels[top:bottom, left:right])
+
+    def _mask_file(self, root: Path, stem: str, line: int | None, path: JsonPath) -> Path:
+        """``root / (stem + ".png")``, refused when it resolves outside ``root`` (a link)."""
+        try:
+            return safe_join(root, stem + ".png")
+        except UnsafeInputError as exc:
+            raise UnsafeInputError(
+                exc.message, file=self.file, line=line, where=json_path(path)
+            ) from exc
 
     def _load(
         self, file: Path, size: tuple[int, int], line: int | None, path: JsonPath

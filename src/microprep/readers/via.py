@@ -60,6 +60,7 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
@@ -80,7 +81,6 @@ from microprep.readers.via_csv import is_header, load_json_text, parse_csv
 from microprep.readers.via_shapes import (
     MAX_VERTICES,
     AttrDecl,
-    Place,
     RegionBuilder,
     ViaImage,
     ViaRegion,
@@ -185,18 +185,15 @@ def _via2_images(
         region_prefix = (*prefix, key, "regions")
         index = len(images) - 1
         for rkey, region in items:
-            rpath = [*region_prefix, rkey]
-            region = _object(region, file, rpath, "a region")
-            shape = _object(
-                region.get("shape_attributes"),
-                file,
-                [*rpath, "shape_attributes"],
-                "shape_attributes",
-            )
-            attrs = region.get("region_attributes", {})
-            if not isinstance(attrs, dict):
+            shape = region.get("shape_attributes") if type(region) is dict else None
+            attrs = region.get("region_attributes", {}) if shape is not None else None
+            if type(shape) is not dict or type(attrs) is not dict:
+                rpath = [*region_prefix, rkey]
+                region = _object(region, file, rpath, "a region")
+                shape = region.get("shape_attributes")
+                _object(shape, file, [*rpath, "shape_attributes"], "shape_attributes")
                 _object(attrs, file, [*rpath, "region_attributes"], "region_attributes")
-            regions.append(ViaRegion(shape, attrs, Place(file, region_prefix, rkey), index))
+            regions.append(ViaRegion(shape, attrs, index, file, region_prefix, rkey))
     return images, regions, v1
 
 
@@ -308,7 +305,7 @@ def parse_via3(
         av = meta.get("av", {})
         if not isinstance(av, dict):
             _object(av, file, ["metadata", mid, "av"], "av")
-        regions.append(ViaRegion(xy, av, Place(file, prefix, mid), index[vid]))
+        regions.append(ViaRegion(xy, av, index[vid], file, prefix, mid))
     if other:
         warnings.append(
             f"{file}: {other} metadata entries that are not spatial regions of an image "
@@ -438,13 +435,20 @@ def read_via(
     file = str(path)
     options = options or ReadOptions()
     warnings: list[str] = []
-    fmt, images, regions, decls = _parse(path, file, warnings)
-    key = choose_label_attribute(decls, regions, options.label_attribute, file)
-    sizes = _sizes(images, options)
-    builder = RegionBuilder(file, decls, key, v3=fmt == "via3-json")
-    shapes = builder.shapes(regions, len(images))
-    labels = builder.label_map(warnings)
-    builder.skip_warnings(warnings)
+    collecting = gc.isenabled()
+    gc.disable()  # millions of fresh acyclic objects: collections would only cost time
+    try:
+        fmt, images, regions, decls = _parse(path, file, warnings)
+        key = choose_label_attribute(decls, regions, options.label_attribute, file)
+        sizes = _sizes(images, options)
+        builder = RegionBuilder(file, decls, key, v3=fmt == "via3-json")
+        shapes = builder.shapes(regions, len(images))
+        del regions
+        labels = builder.label_map(warnings)
+        builder.skip_warnings(warnings)
+    finally:
+        if collecting:
+            gc.enable()
     emit = on_warning if on_warning is not None else logger.warning
     for message in warnings:
         emit(message)
@@ -452,7 +456,7 @@ def read_via(
         AnnotatedImage(ImageInfo(image.name, w, h, id=image.id), tuple(image_shapes))
         for image, (w, h), image_shapes in zip(images, sizes, shapes, strict=True)
     )
-    logger.debug("%s: %s, %d images, %d regions", file, fmt, len(images), len(regions))
+    logger.debug("%s: %s, %d images, %d shapes", file, fmt, len(images), sum(map(len, shapes)))
     return AnnotationSet.from_items(
         items, labels=labels, source=path, format=fmt, warnings=warnings
     )

@@ -46,7 +46,7 @@ from typing import Any, Final
 from microprep.errors import FormatError, GeometryError, InputError, UnsafeInputError
 from microprep.paths import check_relative_name
 from microprep.readers.jsonsafe import MAX_DEPTH, MAX_INT_DIGITS, json_path, loads
-from microprep.readers.via_shapes import MAX_VERTICES, Place, ViaImage, ViaRegion
+from microprep.readers.via_shapes import MAX_VERTICES, ViaImage, ViaRegion
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +168,7 @@ def _parse(stream: Any, file: str) -> tuple[list[ViaImage], list[ViaRegion]]:
         if not shape:
             continue
         attrs = _object(row[6], "region_attributes", file, line)
-        place = Place(file, (), None, line=line)
-        regions.append(ViaRegion(shape, attrs, place, len(images) - 1))
+        regions.append(ViaRegion(shape, attrs, len(images) - 1, file, (), None, line=line))
     if header is None:
         raise FormatError("empty file: no VIA CSV header", file=file)
     return images, regions

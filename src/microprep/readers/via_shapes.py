@@ -108,19 +108,39 @@ class Place:
         return kind(message, file=self.file, line=self.line, where=self.where(part, parts))
 
 
-@dataclass(slots=True)
-class ViaRegion:
-    """One region before it becomes a Shape.
+class ViaRegion(Place):
+    """One region before it becomes a Shape; it is its own :class:`Place` for errors.
 
     ``shape`` is the VIA 2 ``shape_attributes`` dict or the VIA 3 ``xy`` list, ``attrs`` the
-    region attributes by key (VIA 2: the attribute name; VIA 3: the attribute id), ``place``
-    where it is, ``image`` the index of its image in the image list.
+    region attributes by key (VIA 2: the attribute name; VIA 3: the attribute id), ``image`` the
+    index of its image in the image list.
+
+    Example:
+        >>> r = ViaRegion({"name": "point", "cx": 1, "cy": 2}, {}, 0, "a.json", ("a", "regions"), 0)
+        >>> r.where("shape_attributes", ["cx"])
+        '$.a.regions[0].shape_attributes.cx'
     """
 
-    shape: Any
-    attrs: dict[str, Any]
-    place: Place
-    image: int
+    __slots__ = ("attrs", "image", "shape")
+
+    def __init__(
+        self,
+        shape: Any,
+        attrs: dict[str, Any],
+        image: int,
+        file: str,
+        prefix: tuple[str | int, ...],
+        key: str | int | None,
+        *,
+        line: int | None = None,
+    ) -> None:
+        self.shape = shape
+        self.attrs = attrs
+        self.image = image
+        self.file = file
+        self.prefix = prefix
+        self.key = key
+        self.line = line
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,35 +216,41 @@ def number(
         raise place.error(FormatError, exc.message, part, [key]) from exc
 
 
-def _xy_lists(sa: dict[str, Any], place: Place) -> NDArray[np.float64]:
-    """``all_points_x`` / ``all_points_y`` as a ``(2, N)`` array, checked."""
+def _xy_lists(sa: dict[str, Any], place: Place, *, closed: bool) -> NDArray[np.float64]:
+    """``all_points_x`` / ``all_points_y`` as an ``(N, 2)`` array, checked.
+
+    ``closed``: drop a last vertex equal to the first (VIA 1.x closes its polygons).
+    """
     xs, ys = sa.get("all_points_x"), sa.get("all_points_y")
-    if not isinstance(xs, list) or not isinstance(ys, list):
-        key, bad = ("all_points_x", xs) if not isinstance(xs, list) else ("all_points_y", ys)
+    if type(xs) is not list or type(ys) is not list:
+        key, bad = ("all_points_x", xs) if type(xs) is not list else ("all_points_y", ys)
         got = "missing" if bad is None else f"a {type(bad).__name__}"
         raise place.error(
             FormatError, f"{key} must be a list of numbers ({got})", "shape_attributes", [key]
         )
-    if len(xs) != len(ys):
+    n = len(xs)
+    if n != len(ys):
         raise place.error(
             GeometryError,
-            f"all_points_x has {len(xs)} values but all_points_y has {len(ys)}",
+            f"all_points_x has {n} values but all_points_y has {len(ys)}",
             "shape_attributes",
             ["all_points_y"],
         )
-    if len(xs) > MAX_VERTICES:
+    if n > MAX_VERTICES:
         raise place.error(
             GeometryError,
-            f"{len(xs)} vertices; at most {MAX_VERTICES} per shape are accepted (MAX_VERTICES)",
+            f"{n} vertices; at most {MAX_VERTICES} per shape are accepted (MAX_VERTICES)",
             "shape_attributes",
             ["all_points_x"],
         )
-    if not (_in_range(xs) and _in_range(ys)):
+    both = xs + ys
+    if not _in_range(both):
         _bad_item(xs, place, "shape_attributes", ["all_points_x"])
         _bad_item(ys, place, "shape_attributes", ["all_points_y"])
-    if len(xs) > 1 and xs[0] == xs[-1] and ys[0] == ys[-1] and sa.get("name") == "polygon":
-        xs, ys = xs[:-1], ys[:-1]  # a closed polygon (VIA 1.x repeats the first vertex)
-    return np.array((xs, ys), dtype=np.float64)
+    arr = np.array(both, dtype=np.float64).reshape(2, n).T
+    if closed and n > 1 and xs[0] == xs[-1] and ys[0] == ys[-1]:
+        arr = arr[:-1]
+    return arr
 
 
 # -- VIA 1.x / 2.x shape_attributes -------------------------------------------------------------
@@ -244,17 +270,17 @@ def _few(kind: str, n: int, place: Place, part: str, parts: Sequence[str | int])
 
 
 def _polygon(sa: dict[str, Any], place: Place) -> _Geometry:
-    arr = _xy_lists(sa, place)
-    if arr.shape[1] < 3:
-        raise _few("polygon", arr.shape[1], place, "shape_attributes", ["all_points_x"])
-    return "polygon", arr.T, 0.0
+    points = _xy_lists(sa, place, closed=True)
+    if len(points) < 3:
+        raise _few("polygon", len(points), place, "shape_attributes", ["all_points_x"])
+    return "polygon", points, 0.0
 
 
 def _polyline(sa: dict[str, Any], place: Place) -> _Geometry:
-    arr = _xy_lists(sa, place)
-    if arr.shape[1] < 2:
-        raise _few("polyline", arr.shape[1], place, "shape_attributes", ["all_points_x"])
-    return "polyline", arr.T, 0.0
+    points = _xy_lists(sa, place, closed=False)
+    if len(points) < 2:
+        raise _few("polyline", len(points), place, "shape_attributes", ["all_points_x"])
+    return "polyline", points, 0.0
 
 
 def _rect(sa: dict[str, Any], place: Place) -> _Geometry:
@@ -543,7 +569,7 @@ class RegionBuilder:
         elif type(value) in (int, float):
             text = str(value)
         else:
-            raise region.place.error(
+            raise region.error(
                 FormatError,
                 f"the class attribute {self.attr_name!r} holds a {type(value).__name__}, "
                 "not a class name",
@@ -567,13 +593,13 @@ class RegionBuilder:
                 continue
             attrs = region.attrs
             extra = _attributes(attrs, self.key, self.decls) if len(attrs) > 1 else {}
-            shape = build(region.shape, label, extra, order, region.place)
+            shape = build(region.shape, label, extra, order, region)
             if shape is None:
                 name = region.shape[0] if v3 else region.shape.get("name")
                 self.unsupported[f"shape id {name}" if v3 else f"shape {name!r}"] += 1
                 continue
             if label not in self.used:
-                self.used[label] = region.place
+                self.used[label] = region
             out[region.image].append(shape)
             order += 1
         return out

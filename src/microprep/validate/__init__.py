@@ -26,15 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from microprep.model import AnnotationSet
-from microprep.validate.checks import (
-    Batch,
-    geometry_findings,
+from microprep.model import AnnotatedImage, AnnotationSet
+from microprep.validate.checks import Batch, geometry_findings, no_pixel_findings, outside_findings
+from microprep.validate.files import (
+    check_file,
+    export_findings,
+    file_names,
     label_findings,
-    no_pixel_findings,
-    outside_findings,
+    shapes_digest,
 )
-from microprep.validate.files import check_file, export_findings, file_names, shapes_digest
 from microprep.validate.overlap import overlap_findings
 from microprep.validate.repair import REPAIRABLE, repair
 from microprep.validate.report import Finding, Report, Severity
@@ -103,7 +103,7 @@ class _Run:
         self.rows = 0
         self.batch = Batch()
 
-    def add(self, position: int, item: Any) -> None:
+    def add(self, position: int, item: AnnotatedImage) -> None:
         image = item.image
         row = self.images
         exists, fw, fh = None, None, None

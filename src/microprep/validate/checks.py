@@ -1,4 +1,4 @@
-"""Checks of shape geometry and labels, turning :class:`~.geometry.Measures` into findings.
+"""Checks of shape geometry, turning :class:`~.geometry.Measures` into findings.
 
 The codes and severities (docs/validate.md has the full list):
 
@@ -18,9 +18,6 @@ duplicate-vertices          info     consecutive repeated vertices (polygons, po
 partly-outside              warning  part of the shape lies outside its image
 wholly-outside              warning  nothing of the shape lies inside its image: no object
 no-pixels                   warning  a valid shape that covers no pixel centre: no object
-label-not-in-map            error    a shape's label is not in the label map at all
-undeclared-label            warning  a label used by shapes but not declared in the export
-unused-label                info     a declared label that no shape uses
 =========================== ======== ========================================================
 
 Example:
@@ -35,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,9 +40,9 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from microprep.model import LabelMap, Shape
+from microprep.model import Shape
 from microprep.targets.raster import rasterize_shape
-from microprep.validate.geometry import AREA_KINDS, Measures, measure
+from microprep.validate.geometry import AREA_KINDS, Measures, measure, polygon_parts
 from microprep.validate.report import Finding, Severity
 
 logger = logging.getLogger(__name__)
@@ -183,7 +179,7 @@ def _invalid(batch: Batch, m: Measures, i: int | np.integer[Any]) -> Finding:
         "polygon-self-intersection" if reason.startswith(_SELF_INTERSECTION) else "invalid-polygon"
     )
     fixed = m.fixed[i]
-    parts = [g for g in getattr(fixed, "geoms", [fixed]) if g.geom_type == "Polygon" and g.area > 0]
+    parts = polygon_parts(fixed)
     holes = sum(len(p.interiors) for p in parts)
     before, after = float(m.shoelace[i]), float(m.fixed_area[i])
     return _finding(
@@ -284,43 +280,6 @@ def no_pixel_findings(
                     batch, i, "warning", "no-pixels",
                     f"covers no pixel centre (area {m.area[i]:.3g} px²): it draws nothing",
                     area=float(m.area[i]),
-                )
-            )  # fmt: skip
-    return out
-
-
-def label_findings(labels: LabelMap, used: Counter[str]) -> list[Finding]:
-    """Label checks: ``label-not-in-map``, ``undeclared-label``, ``unused-label``.
-
-    Args:
-        labels: the export's label map.
-        used: shape count per label (skeleton elements included).
-    """
-    out: list[Finding] = []
-    for name, n in sorted(used.items()):
-        spec = labels.get(name)
-        if spec is None:
-            out.append(
-                Finding(
-                    "error", "label-not-in-map",
-                    f"label {name!r} is used by {n} shape(s) but is not in the label map",
-                    label=name, details={"shapes": n},
-                )
-            )  # fmt: skip
-        elif not spec.declared:
-            out.append(
-                Finding(
-                    "warning", "undeclared-label",
-                    f"label {name!r} is used by {n} shape(s) but not declared in the export",
-                    label=name, details={"shapes": n},
-                )
-            )  # fmt: skip
-    for spec in labels.labels:
-        if spec.declared and used[spec.name] == 0:
-            out.append(
-                Finding(
-                    "info", "unused-label", f"label {spec.name!r} is declared but never used",
-                    label=spec.name,
                 )
             )  # fmt: skip
     return out

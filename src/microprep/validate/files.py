@@ -1,8 +1,11 @@
-"""Checks of the images: names, their files and their content.
+"""Checks of the export as a whole: labels, image names, image files and content.
 
 =========================== ======== ========================================================
 code                        severity meaning
 =========================== ======== ========================================================
+label-not-in-map            error    a shape's label is not in the label map at all
+undeclared-label            warning  a label used by shapes but not declared in the export
+unused-label                info     a declared label that no shape uses
 duplicate-image-name        error    two images of the export have the same name
 identical-shapes            warning  an image carries exactly the shapes of an earlier one
 images-without-shapes       info     images with no shape (one finding, counted)
@@ -39,7 +42,7 @@ import tifffile
 from PIL import Image
 
 from microprep.errors import ImageFileError, PrepError
-from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo
+from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap
 from microprep.paths import safe_join
 from microprep.validate.report import Finding
 
@@ -69,15 +72,16 @@ def read_size(path: Path) -> tuple[int, int]:
         return int(img.size[0]), int(img.size[1])
 
 
-def file_names(annotations: AnnotationSet, folder: Path) -> tuple[list[str], list[Finding]]:
-    """The file name of every image (frames of a stack: the folder's files in natural order)."""
+def file_names(annotations: AnnotationSet, folder: Path) -> tuple[list[str] | None, list[Finding]]:
+    """The file name of every image (frames of a stack: the folder's files in natural order,
+    as ``prep convert`` maps them); None and an ``image-files-mismatch`` error when a frame has
+    no file (the files are then not checked one by one)."""
     from microprep.conversion import image_names
 
     try:
         return image_names(annotations, folder), []
     except ImageFileError as exc:
-        names = [image.name for image in annotations.images]
-        return names, [Finding("error", "image-files-mismatch", exc.message)]
+        return None, [Finding("error", "image-files-mismatch", exc.message)]
 
 
 def check_file(
@@ -165,4 +169,41 @@ def export_findings(
                 details={"count": len(empty), "images": empty[:100]},
             )
         )  # fmt: skip
+    return out
+
+
+def label_findings(labels: LabelMap, used: Counter[str]) -> list[Finding]:
+    """Label checks: ``label-not-in-map``, ``undeclared-label``, ``unused-label``.
+
+    Args:
+        labels: the export's label map.
+        used: shape count per label (skeleton elements included).
+    """
+    out: list[Finding] = []
+    for name, n in sorted(used.items()):
+        spec = labels.get(name)
+        if spec is None:
+            out.append(
+                Finding(
+                    "error", "label-not-in-map",
+                    f"label {name!r} is used by {n} shape(s) but is not in the label map",
+                    label=name, details={"shapes": n},
+                )
+            )  # fmt: skip
+        elif not spec.declared:
+            out.append(
+                Finding(
+                    "warning", "undeclared-label",
+                    f"label {name!r} is used by {n} shape(s) but not declared in the export",
+                    label=name, details={"shapes": n},
+                )
+            )  # fmt: skip
+    for spec in labels.labels:
+        if spec.declared and used[spec.name] == 0:
+            out.append(
+                Finding(
+                    "info", "unused-label", f"label {spec.name!r} is declared but never used",
+                    label=spec.name,
+                )
+            )  # fmt: skip
     return out

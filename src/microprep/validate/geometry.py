@@ -253,6 +253,24 @@ def _duplicates(
     return dup
 
 
+def polygon_parts(geom: Any) -> list[Any]:
+    """The polygons with area in ``geom`` (any shapely geometry or None), collections and
+    multi-parts flattened.
+
+    Example:
+        >>> bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])
+        >>> [p.area for p in polygon_parts(shapely.make_valid(bowtie))]
+        [1.0, 1.0]
+    """
+    if geom is None or geom.is_empty:
+        return []
+    if geom.geom_type == "Polygon":
+        return [geom] if geom.area > 0 else []
+    if hasattr(geom, "geoms"):
+        return [p for g in geom.geoms for p in polygon_parts(g)]
+    return []
+
+
 def dedup_vertices(points: FloatArray, closed: bool) -> FloatArray:
     """``points`` without consecutive repeats (``closed``: nor a last vertex equal to the first).
 

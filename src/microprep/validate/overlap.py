@@ -137,7 +137,7 @@ def overlap_findings(batch: Batch, m: Measures, threshold: float = 0.5) -> list[
         out.append(
             Finding(
                 "warning", "overlapping-objects",
-                f"{si.kind} overlaps {sj.kind} {sj.order} ({sj.label}) with IoU {v:.3f}",
+                f"{si.kind} overlaps {sj.kind} #{sj.order} ({sj.label}), IoU {v:.3f}",
                 batch.names[i], si.order, si.label,
                 {"other": sj.order, "other_label": sj.label, "iou": round(float(v), 6)},
             )

@@ -46,24 +46,13 @@ from numpy.typing import NDArray
 
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, Shape
 from microprep.targets.raster import fill_rings
-from microprep.validate.geometry import dedup_vertices
+from microprep.validate.geometry import dedup_vertices, polygon_parts
 from microprep.validate.report import Finding, Report
 
 logger = logging.getLogger(__name__)
 
 #: Codes that :func:`repair` acts on, strongest first.
 REPAIRABLE = ("polygon-self-intersection", "invalid-polygon", "duplicate-vertices")
-
-
-def _polygon_parts(geom: Any) -> list[shapely.Polygon]:
-    """The polygons with area in ``geom``, collections and multi-parts flattened."""
-    if geom is None or geom.is_empty:
-        return []
-    if geom.geom_type == "Polygon":
-        return [geom] if geom.area > 0 else []
-    if hasattr(geom, "geoms"):
-        return [p for g in geom.geoms for p in _polygon_parts(g)]
-    return []
 
 
 def _ring(coords: Any) -> NDArray[np.float64]:
@@ -94,7 +83,7 @@ class _Repairer:
         if len(pts) < 3:
             return None
         before = float(shapely.Polygon(np.asarray(s.points)).area)
-        parts = _polygon_parts(shapely.make_valid(shapely.Polygon(pts)))
+        parts = polygon_parts(shapely.make_valid(shapely.Polygon(pts)))
         if not parts:
             return None
         after = float(sum(p.area for p in parts))

@@ -13,7 +13,7 @@ written from with :func:`write_schemas`. Two custom checks are registered with p
 ``finite_unless_kind`` and ``not_less_than``.
 
 Example:
-    >>> import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+    >>> import pandas as pd
     >>> schema = load_table_schema("images")
     >>> sorted(schema.columns)[:3]
     ['file_exists', 'file_height', 'file_width']
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 import pandera.pandas as pa
 from pandera import extensions
 from pandera.errors import SchemaError, SchemaErrors

@@ -1,0 +1,53 @@
+"""Options shared by commands that read exports (``convert``, ``validate``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def parse_size(
+    _ctx: click.Context | None, _param: click.Parameter | None, value: str | None
+) -> tuple[int, int] | None:
+    """``"512x512"`` (or ``512X384``) to ``(width, height)``; None stays None.
+
+    Example:
+        >>> parse_size(None, None, "640x480")
+        (640, 480)
+    """
+    if value is None:
+        return None
+    parts = value.lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 512x512")
+    width, height = int(parts[0]), int(parts[1])
+    if width <= 0 or height <= 0:
+        raise click.BadParameter(f"{value!r}: width and height must be positive")
+    return width, height
+
+
+def reader_options(func: F) -> F:
+    """Add ``--format``, ``--size``, ``--label-attribute`` and ``--masks`` to a command."""
+    decorators = [
+        click.option("--format", "fmt", help="Reader to use (default: detected from the file)."),
+        click.option(
+            "--size",
+            callback=parse_size,
+            metavar="WxH",
+            help="Size of every image, for formats that store none (VIA), e.g. 512x512.",
+        ),
+        click.option("--label-attribute", help="Region attribute that holds the class (VIA)."),
+        click.option(
+            "--masks",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="Local folder of the mask PNGs of a Labelbox export (URLs are never fetched).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
