@@ -7,7 +7,7 @@ need).
 
 Example:
     >>> sorted(READERS)
-    ['cvat']
+    ['cvat', 'labelbox', 'via']
     >>> read_annotations("annotations.xml")  # doctest: +SKIP
     <microprep.model.AnnotationSet object at ...>
 """
@@ -21,7 +21,7 @@ from typing import Protocol
 
 from microprep.errors import FormatError, UsageError
 from microprep.model import AnnotationSet
-from microprep.readers import cvat
+from microprep.readers import cvat, labelbox, via
 from microprep.readers.options import ReadOptions
 
 __all__ = ["READERS", "DetectFn", "ReadFn", "ReadOptions", "detect_format", "read_annotations"]
@@ -51,6 +51,8 @@ class ReadFn(Protocol):
 #: Format name -> (detect, read), tried in this order by :func:`detect_format`.
 READERS: dict[str, tuple[DetectFn, ReadFn]] = {
     "cvat": (cvat.detect, cvat.read_cvat),
+    "via": (via.detect, via.read_via),
+    "labelbox": (labelbox.detect, labelbox.read_labelbox),
 }
 
 

@@ -80,21 +80,29 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _too_deep(value: Any) -> bool:
-    """True when containers nest deeper than :data:`MAX_DEPTH` (iterative, no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """True when containers nest deeper than :data:`MAX_DEPTH` (level by level, no recursion)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > MAX_DEPTH:
             return True
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
     return False
 
 
-def loads(text: str, *, file: str | Path, line_offset: int = 0) -> Any:
-    """Parse ``text`` with every refusal above; ``line_offset`` is added to reported lines."""
+def loads(text: str, *, file: str | Path, line: int | None = None) -> Any:
+    """Parse ``text`` with every refusal above.
+
+    ``line`` is the line ``text`` starts on (NDJSON); errors then report it (syntax errors the
+    exact line within ``text``).
+    """
+    first = line or 1
     try:
         value = json.loads(
             text,
@@ -105,20 +113,18 @@ def loads(text: str, *, file: str | Path, line_offset: int = 0) -> Any:
         )
     except json.JSONDecodeError as exc:
         raise FormatError(
-            f"invalid JSON: {exc.msg}", file=file, line=exc.lineno + line_offset, column=exc.colno
+            f"invalid JSON: {exc.msg}", file=file, line=exc.lineno + first - 1, column=exc.colno
         ) from exc
     except _Refused as exc:
-        raise FormatError(str(exc), file=file, line=line_offset or None) from exc
+        raise FormatError(str(exc), file=file, line=line) from exc
     except RecursionError as exc:
         raise FormatError(
-            f"JSON nested deeper than {MAX_DEPTH} levels", file=file, line=line_offset or None
+            f"JSON nested deeper than {MAX_DEPTH} levels", file=file, line=line
         ) from exc
     except ValueError as exc:
-        raise FormatError(f"invalid JSON: {exc}", file=file, line=line_offset or None) from exc
+        raise FormatError(f"invalid JSON: {exc}", file=file, line=line) from exc
     if _too_deep(value):
-        raise FormatError(
-            f"JSON nested deeper than {MAX_DEPTH} levels", file=file, line=line_offset or None
-        )
+        raise FormatError(f"JSON nested deeper than {MAX_DEPTH} levels", file=file, line=line)
     return value
 
 
@@ -153,7 +159,7 @@ def iter_ndjson(path: Path) -> Iterator[tuple[int, Any]]:
             except UnicodeDecodeError as exc:
                 raise FormatError(f"not UTF-8 text ({exc.reason})", file=path, line=number) from exc
             if text.strip():
-                yield number, loads(text, file=path, line_offset=number - 1)
+                yield number, loads(text, file=path, line=number)
 
 
 def coordinate(

@@ -40,6 +40,12 @@ Rules:
 * Image names must be relative paths without ``..`` and unique. ``Shape.order`` numbers the
   shapes kept over the whole file, in file order; ``z_order`` is 0.
 
+A VIA file is one JSON document, so the set is built in memory. JSON hardening (the rules of
+:mod:`microprep.readers.jsonsafe`, a vertex cap checked before parsing) is in
+:mod:`microprep.readers.via_csv`. Python's cyclic garbage collector is paused while the file is
+parsed and its shapes built (the parsed tree holds no cycles; collections over millions of new
+objects would only add time) and restored afterwards.
+
 Errors are :class:`~microprep.errors.InputError` subclasses naming the file and the JSON path
 (``$._via_img_metadata["a.png12"].regions[3].shape_attributes.all_points_x[2]``) or, for CSV,
 the line and column. Warnings go to ``on_warning`` (default: this module's logger) and into
@@ -186,13 +192,13 @@ def _via2_images(
         index = len(images) - 1
         for rkey, region in items:
             shape = region.get("shape_attributes") if type(region) is dict else None
-            attrs = region.get("region_attributes", {}) if shape is not None else None
-            if type(shape) is not dict or type(attrs) is not dict:
+            attrs = region.get("region_attributes", {}) if type(shape) is dict else None
+            if type(attrs) is not dict:
                 rpath = [*region_prefix, rkey]
                 region = _object(region, file, rpath, "a region")
-                shape = region.get("shape_attributes")
-                _object(shape, file, [*rpath, "shape_attributes"], "shape_attributes")
-                _object(attrs, file, [*rpath, "region_attributes"], "region_attributes")
+                shape_path = [*rpath, "shape_attributes"]
+                _object(region.get("shape_attributes"), file, shape_path, "shape_attributes")
+                attrs = _object(attrs, file, [*rpath, "region_attributes"], "region_attributes")
             regions.append(ViaRegion(shape, attrs, index, file, region_prefix, rkey))
     return images, regions, v1
 

@@ -14,10 +14,16 @@ a FormatError (a sorted or concatenated file would otherwise duplicate or mix re
 
 Errors name the file, the line where the row starts, the column and the JSON path in the cell.
 
-**JSON text** (:func:`load_json_text`, for whole files and for cells): parsed with
-:mod:`microprep.readers.jsonsafe`; arrays too long for any shape are refused before parsing
-(:func:`check_array_lengths`), and values the parser refuses get their JSON path
-(:func:`locate_refusal`).
+**JSON text** (:func:`load_json_text`, for whole files and for cells) follows the rules of
+:mod:`microprep.readers.jsonsafe` (NaN/Infinity, overflowing numbers, integers over
+``MAX_INT_DIGITS`` digits, duplicate keys, nesting over ``MAX_DEPTH`` are refused):
+
+* arrays too long for any shape are refused before parsing (:func:`check_array_lengths`);
+* :func:`fast_loads` parses with the C parser and default number conversions, then checks the
+  result; it returns the value only when ``jsonsafe.loads`` would return the same value, and
+  defers otherwise;
+* deferred texts go to ``jsonsafe.loads`` itself, whose verdict is final; the values it refuses
+  get their JSON path (:func:`locate_refusal`), or their line when nested too deep to walk.
 
 Example:
     >>> from pathlib import Path
@@ -413,6 +419,14 @@ def fast_loads(text: str) -> Any:
     return value if _plain(value) else _UNSURE
 
 
+def _short_path(path: list[str | int], keep: int = 12) -> str:
+    """``json_path(path)``, its middle elided when it is longer than ``keep`` parts."""
+    if len(path) <= keep:
+        return json_path(path)
+    tail = json_path(path[-2:])[1:]
+    return f"{json_path(path[: keep - 2])}...{tail} ({len(path)} levels)"
+
+
 def load_json_text(
     text: str, *, file: str, line: int | None = None, where: str | None = None
 ) -> Any:
@@ -446,6 +460,6 @@ def load_json_text(
         message, path = found if found is not None else (exc.message, None)
         if line is not None:  # a CSV cell: the file's line, the cell's own line is meaningless
             at_line, column = line, None
-        inner = None if path is None else json_path(path)
+        inner = None if path is None else _short_path(path)
         place = " ".join(part for part in (where, inner) if part) or None
         raise FormatError(message, file=file, line=at_line, column=column, where=place) from exc
