@@ -233,8 +233,16 @@ def test_partly_and_wholly_outside() -> None:
     assert corner.extent()[2] > 0
     assert [f.shape for f in found(report, "partly-outside")] == [0, 2]
     assert [f.shape for f in found(report, "wholly-outside")] == [1, 3, 4, 5]
-    assert {f.severity for f in report.findings} == {"warning", "info"}  # info: 'pore' unused
-    assert report.exit_code(strict=False) == 0 and report.exit_code(strict=True) == 1
+    assert {f.severity for f in found(report, "wholly-outside")} == {"error"}
+    assert report.exit_code(strict=False) == 2
+
+
+def test_repair_drops_wholly_outside_shapes() -> None:
+    annotations = one(shp("box", [[28, 5], [40, 9]], 0), shp("box", [[100, 100], [110, 110]], 1))
+    fixed, done = repair(annotations, validate(annotations))
+    assert [f.code for f in done] == ["repaired-wholly-outside"]
+    assert [s.order for s in next(iter(fixed)).shapes] == [0]
+    assert validate(fixed).exit_code(strict=False) == 0
 
 
 def test_shape_covering_no_pixel_centre() -> None:

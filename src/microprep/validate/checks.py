@@ -16,7 +16,8 @@ polygon-self-intersection   error    polygon whose outline crosses or touches it
 invalid-polygon             error    polygon invalid for another reason
 duplicate-vertices          info     consecutive repeated vertices (polygons, polylines)
 partly-outside              warning  part of the shape lies outside its image
-wholly-outside              warning  nothing of the shape lies inside its image: no object
+wholly-outside              error    nothing of the shape lies inside its image (a wrong coordinate
+                                     or image size); repair drops the shape
 no-pixels                   warning  a valid shape that covers no pixel centre: no object
 =========================== ======== ========================================================
 
@@ -246,7 +247,7 @@ def outside_findings(
     ]  # fmt: skip
     out.extend(
         _finding(
-            batch, i, "warning", "wholly-outside",
+            batch, i, "error", "wholly-outside",
             f"lies wholly outside its {batch.widths[i]}x{batch.heights[i]} image: no object",
             extent=[float(v) for v in m.bounds[i]],
         )

@@ -17,6 +17,8 @@
 * ``duplicate-vertices``: repeated consecutive vertices (and a closing vertex equal to the first)
   are dropped; the area does not change.
 
+* ``wholly-outside``: the shape is dropped (it would give no pixel and no object).
+
 Shapes partly outside their image are not clipped (the targets clip). Each applied repair is an
 ``info`` finding ``repaired-<code>`` with the area before and after in ``details``.
 
@@ -52,7 +54,12 @@ from microprep.validate.report import Finding, Report
 logger = logging.getLogger(__name__)
 
 #: Codes that :func:`repair` acts on, strongest first.
-REPAIRABLE = ("polygon-self-intersection", "invalid-polygon", "duplicate-vertices")
+REPAIRABLE = (
+    "wholly-outside",
+    "polygon-self-intersection",
+    "invalid-polygon",
+    "duplicate-vertices",
+)
 
 
 def _ring(coords: Any) -> NDArray[np.float64]:
@@ -74,6 +81,13 @@ class _Repairer:
             f"{s.kind}: dropped {dropped} repeated vertex(es); area {area:.6g} -> {area:.6g} px²",
             image.name, s.order, s.label,
             {"dropped": dropped, "area_before": area, "area_after": area},
+        )  # fmt: skip
+
+    def drop(self, s: Shape, image: ImageInfo) -> tuple[tuple[Shape, ...], Finding]:
+        return (), Finding(
+            "info", "repaired-wholly-outside",
+            f"{s.kind}: dropped, it lies wholly outside the {image.width}x{image.height} image",
+            image.name, s.order, s.label, {},
         )  # fmt: skip
 
     def invalid(
@@ -157,9 +171,14 @@ def repair(annotations: AnnotationSet, report: Report) -> tuple[AnnotationSet, l
     for pos, item in enumerate(annotations):
         for k, s in enumerate(item.shapes):
             code = targets.get((item.image.name, s.order))
-            if code is None or s.kind not in ("polygon", "polyline"):
+            if code is None:
                 continue
-            if code == "duplicate-vertices":
+            result: tuple[tuple[Shape, ...], Finding] | None
+            if code == "wholly-outside":
+                result = repairer.drop(s, item.image)
+            elif s.kind not in ("polygon", "polyline"):
+                result = None
+            elif code == "duplicate-vertices":
                 result = repairer.duplicates(s, item.image)
             elif s.kind == "polygon":
                 result = repairer.invalid(s, item.image, code)
