@@ -25,7 +25,9 @@ from microprep.errors import (
 from microprep.readers import jsonsafe
 from microprep.readers.options import ReadOptions
 from microprep.readers.via import MAX_VERTICES, read_via
-from microprep.readers.via_csv import _UNSURE, MAX_CELL_CHARS, fast_loads, locate_refusal
+from microprep.readers.via.csv_export import MAX_CELL_CHARS
+from microprep.readers.via.jsonfast import _UNSURE, fast_loads
+from microprep.readers.via.jsonlocate import locate_refusal
 
 SIZE = ReadOptions(size=(64, 48))
 CSV_HEADER = (

@@ -63,7 +63,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -73,12 +72,15 @@ from typing import cast
 
 from lxml import etree
 
-from microprep.errors import FormatError, InputError, UnsafeInputError
+from microprep.errors import FormatError
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap, LabelSpec, Shape
 from microprep.paths import check_relative_name
-from microprep.readers.cvat_meta import MAX_IMAGE_SIDE, CvatMeta, parse_meta, parse_side
+from microprep.readers.cvat_meta import CvatMeta, parse_meta, parse_side
 from microprep.readers.cvat_shapes import ShapeReader, decode_cvat_rle
 from microprep.readers.cvat_video import MAX_FRAMES, VideoFrames
+from microprep.readers.fingerprint import check_unchanged, file_fingerprint
+from microprep.readers.image_sizes import MAX_IMAGE_SIDE
+from microprep.readers.names import check_image_name
 from microprep.readers.options import ReadOptions
 from microprep.readers.xmlsafe import iter_root_children, line_of, sniff_root
 
@@ -115,10 +117,7 @@ def _read_image(
     if not name:
         raise FormatError("<image> without a name", file=file, line=line, where="<image>")
     where = f"<image> {name!r}"
-    try:
-        check_relative_name(name)
-    except UnsafeInputError as exc:
-        raise UnsafeInputError(exc.message, file=file, line=line, where=where) from exc
+    check_image_name(name, file=file, line=line, where=where)
     raw_id = elem.get("id")
     image_id = None if raw_id is None else reader.integer(elem, "id", where)
     width = parse_side(elem.get("width"), "image width", file=file, line=line, where=where)
@@ -134,19 +133,9 @@ def _read_image(
     return info, shapes, order
 
 
-def _fingerprint(path: Path) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
-
-
 def _iter_images(path: Path, fingerprint: tuple[int, int]) -> Iterator[AnnotatedImage]:
     """Second, streaming pass over a CVAT-for-images file: one AnnotatedImage per <image>."""
-    try:
-        same = _fingerprint(path) == fingerprint
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from exc
-    if not same:
-        raise InputError("the file changed since it was read; read it again", file=path)
+    check_unchanged(path, fingerprint)
     reader = ShapeReader(str(path), decode_masks=True)
     order = 0
     for elem in iter_root_children(path, root_tag="annotations"):
@@ -295,7 +284,7 @@ def read_cvat(
     """
     path = Path(path)
     try:
-        fingerprint = _fingerprint(path)
+        fingerprint = file_fingerprint(path)
     except OSError:
         fingerprint = (-1, -1)  # the first pass reports why the file cannot be read
     first = _FirstPass(path)

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
 
 from lxml import etree
 
 from microprep.errors import FormatError, GeometryError
 from microprep.model import AttributeSpec, LabelSpec
+from microprep.readers.image_sizes import MAX_IMAGE_SIDE
 from microprep.readers.xmlsafe import line_of
-
-#: Largest image width or height accepted, in pixels.
-MAX_IMAGE_SIDE: Final = 65536
 
 _STEP_RE = re.compile(r"step\s*=\s*(\d+)")
 

@@ -4,7 +4,10 @@ Each entry has ``"ID"`` (the label), ``"DataRow ID"``, ``"External ID"``, ``"Lab
 URL, never fetched) and ``"Label"``: ``{"objects": [...], "classifications": [...]}``, or the
 string ``"Skip"`` or ``{}`` for a label without objects. Objects have ``featureId``, ``title``
 (else ``value``) as the class, and one of ``bbox``, ``polygon``, ``line``, ``point``, or only
-``instanceURI`` for a mask (see :mod:`microprep.readers.labelbox_objects`).
+``instanceURI`` for a mask (see :mod:`microprep.readers.labelbox.objects`).
+
+The document is loaded whole (hardened by :func:`microprep.readers.jsonsafe.load_json`) in each
+pass.
 
 Rules:
 
@@ -36,22 +39,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from microprep.errors import FormatError, UnsafeInputError
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap, LabelSpec, Shape
-from microprep.paths import check_relative_name
 from microprep.readers import jsonsafe
-from microprep.readers.jsonsafe import json_path
-from microprep.readers.labelbox_objects import (
-    LEGACY_KEYS,
-    ImageSource,
-    JsonPath,
-    KnownImages,
-    NewImages,
-    ObjectReader,
-    check_unchanged,
-    describe,
-    summary,
-)
+from microprep.readers.fingerprint import check_unchanged
+from microprep.readers.labelbox.checks import Checker, JsonPath, describe
+from microprep.readers.labelbox.images import ImageSource, KnownImages, NewImages
+from microprep.readers.labelbox.objects import LEGACY_KEYS, ObjectReader, summary
 from microprep.readers.options import ReadOptions
 
 __all__ = ["read_legacy"]
@@ -61,33 +54,15 @@ logger = logging.getLogger(__name__)
 _NAME_KEYS = ("External ID", "Global Key", "DataRow ID")
 
 
-class _Labels:
+class _Labels(Checker):
     """Legacy entries to images and shapes; one instance per pass."""
 
     def __init__(self, file: str, reader: ObjectReader, images: ImageSource) -> None:
-        self.file = file
+        super().__init__(file)
         self.reader = reader
         self.images = images
         #: video labels skipped (their frames are only linked by URL)
         self.video = 0
-
-    def _error(self, message: str, path: JsonPath) -> FormatError:
-        return FormatError(message, file=self.file, where=json_path(path))
-
-    def _name(self, entry: dict[str, Any], index: int) -> tuple[str, JsonPath]:
-        for key in _NAME_KEYS:
-            value = entry.get(key)
-            if value is None or value == "":
-                continue
-            path = (index, key)
-            if not isinstance(value, str):
-                raise self._error(f"expected a string, got {describe(value)}", path)
-            try:
-                check_relative_name(value)
-            except UnsafeInputError as exc:
-                raise UnsafeInputError(exc.message, file=self.file, where=json_path(path)) from exc
-            return value, path
-        raise self._error("the label has no External ID, Global Key or DataRow ID", (index,))
 
     def _label(self, entry: dict[str, Any], index: int) -> tuple[dict[str, Any] | None, bool]:
         """The entry's ``Label`` object (None: skipped or empty) and whether it is a video's."""
@@ -95,8 +70,8 @@ class _Labels:
         if label is None or (isinstance(label, str) and label.strip().lower() == "skip"):
             return None, False
         if not isinstance(label, dict):
-            raise self._error(
-                f"expected an object or 'Skip', got {describe(label)}", (index, "Label")
+            raise self.format_error(
+                f"expected an object or 'Skip', got {describe(label)}", None, (index, "Label")
             )
         if "frames" in label:
             self.video += 1
@@ -106,11 +81,15 @@ class _Labels:
     def items(self, data: Any) -> Iterator[tuple[ImageInfo, list[Shape]]]:
         """The images of the whole export, in order of first appearance of their data row."""
         if not isinstance(data, list):
-            raise self._error(f"expected a JSON array of labels, got {describe(data)}", ())
+            raise self.format_error(
+                f"expected a JSON array of labels, got {describe(data)}", None, ()
+            )
         groups: dict[str | int, list[int]] = {}
         for index, entry in enumerate(data):
             if not isinstance(entry, dict):
-                raise self._error(f"expected an object, got {describe(entry)}", (index,))
+                raise self.format_error(
+                    f"expected an object, got {describe(entry)}", None, (index,)
+                )
             row_id = entry.get("DataRow ID")
             key: str | int = row_id if isinstance(row_id, str) and row_id else index
             groups.setdefault(key, []).append(index)
@@ -119,7 +98,12 @@ class _Labels:
             if all(video for _, _, video in labels):
                 continue
             first = indices[0]
-            name, name_path = self._name(data[first], first)
+            found = self.image_name(data[first], _NAME_KEYS, None, (first,))
+            if found is None:
+                raise self.format_error(
+                    "the label has no External ID, Global Key or DataRow ID", None, (first,)
+                )
+            name, name_path = found
             media = data[first].get("Media Attributes")
             size = self.images.size(media, None, name, (first, "Media Attributes"))
             info = self.images.image(name, None, size, None, name_path)
@@ -135,14 +119,16 @@ class _Labels:
         self, label: dict[str, Any], index: int, info: ImageInfo, row_id: str | None
     ) -> Iterator[Shape]:
         path: JsonPath = (index, "Label")
-        base = self.reader.attributes(
+        base = self.reader.classifications.read(
             label.get("classifications"), (*path, "classifications"), None
         )
         objects = label.get("objects")
         if objects is None:
             return
         if not isinstance(objects, list):
-            raise self._error(f"expected a list, got {describe(objects)}", (*path, "objects"))
+            raise self.format_error(
+                f"expected a list, got {describe(objects)}", None, (*path, "objects")
+            )
         for j, obj in enumerate(objects):
             fid = obj.get("featureId") if isinstance(obj, dict) else None
             shape = self.reader.read(
