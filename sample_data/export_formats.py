@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import math
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,11 @@ def labelbox_objects(
     shape: Shape, feature: str, item: AnnotatedImage, masks: Path
 ) -> list[dict[str, Any]]:
     """Labelbox v2 objects for one shape; a mask's pixels go to ``masks/<feature id>.png``."""
-    base = {"feature_id": feature, "feature_schema_id": f"schema-{shape.label}", "name": shape.label}
+    base = {
+        "feature_id": feature,
+        "feature_schema_id": f"schema-{shape.label}",
+        "name": shape.label,
+    }
     if shape.kind == "box" and shape.rotation % 360 == 0:
         (x0, y0), (x1, y1) = shape.points
         box = {"top": y0, "left": x0, "height": y1 - y0, "width": x1 - x0}
@@ -207,16 +212,25 @@ def write_labelbox(items: list[AnnotatedImage], out: Path) -> None:
     (out / "export.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def export_all(out: Path) -> int:
+    """Write the VIA and Labelbox exports under ``out``; returns the number of images."""
+    for sub in ("via", "labelbox"):
+        if (out / sub).is_dir():
+            shutil.rmtree(out / sub)
+    annotations = read_annotations(out / "cvat" / "annotations.xml")
+    items = list(annotations)
+    labels = [label.name for label in annotations.labels.classes]
+    write_via(items, labels, out / "micrographs", out / "via")
+    write_labelbox(items, out / "labelbox")
+    return len(items)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = parser.parse_args()
-    annotations = read_annotations(args.out / "cvat" / "annotations.xml")
-    items = list(annotations)
-    labels = [label.name for label in annotations.labels.classes]
-    write_via(items, labels, args.out / "micrographs", args.out / "via")
-    write_labelbox(items, args.out / "labelbox")
-    print(f"wrote VIA and Labelbox exports of {len(items)} images under {args.out}")
+    count = export_all(args.out)
+    print(f"wrote VIA and Labelbox exports of {count} images under {args.out}")
 
 
 if __name__ == "__main__":

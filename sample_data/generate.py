@@ -10,7 +10,9 @@ Writes, under ``--out``:
   whose names have spaces;
 * ``cvat/annotations.xml``: their CVAT for images 1.1 export;
 * ``stack/slices/slice_000.png`` ... ``slice_031.png``: a 32-slice 128x128 tomography-like stack;
-* ``stack/annotations.xml``: its CVAT for video 1.1 export (tracks).
+* ``stack/annotations.xml``: its CVAT for video 1.1 export (tracks);
+* ``via/`` and ``labelbox/``: the micrographs' annotations as VIA 2 project JSON, VIA CSV and
+  Labelbox NDJSON with local mask PNGs (see ``export_formats.py``).
 
 The images are drawn from the same shapes that are written to the exports (see ``synth.py``).
 """
@@ -29,7 +31,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import synth  # noqa: E402
+import export_formats
+import synth
 
 DEFAULT_SEED = 20240514
 
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     shapes = generate_micrographs(out, micrograph_seeds.spawn(len(MICROGRAPH_NAMES)))
     tracks = generate_stack(out, stack_seed)
     print(summary(shapes, tracks))
+    # the same scenes in the other formats, from the CVAT export just written
+    count = export_formats.export_all(out)
+    print(f"via/, labelbox/: VIA 2 project JSON, VIA CSV, Labelbox NDJSON of {count} images")
     return 0
 
 

@@ -288,17 +288,36 @@ def rasterize(shape: Shape, height: int, width: int) -> BoolArray:
     return out
 
 
-def polyline_distance(points: FloatArray, height: int, width: int) -> FloatArray:
-    """Distance from every pixel centre to the polyline ``points`` (open, ``(N, 2)``)."""
+def polyline_band(points: FloatArray, width_px: float, height: int, width: int) -> BoolArray:
+    """Pixels whose centre is within ``width_px / 2`` of the polyline ``points`` (``(N, 2)``).
+
+    Flat caps at the two ends, round joins at the inner vertices (a buffered line string).
+    """
+    half = width_px / 2.0
     xs = np.arange(width, dtype=np.float64)[None, :] + 0.5
     ys = np.arange(height, dtype=np.float64)[:, None] + 0.5
-    best = np.full((height, width), np.inf)
+    band = np.zeros((height, width), dtype=bool)
     for (x0, y0), (x1, y1) in itertools.pairwise(points):
         dx, dy = x1 - x0, y1 - y0
-        length2 = dx * dx + dy * dy
-        t = np.clip(((xs - x0) * dx + (ys - y0) * dy) / length2, 0.0, 1.0)
-        best = np.minimum(best, np.hypot(xs - (x0 + t * dx), ys - (y0 + t * dy)))
-    return best
+        length = math.hypot(dx, dy)
+        if length == 0.0:
+            continue
+        along = ((xs - x0) * dx + (ys - y0) * dy) / length
+        across = np.abs((xs - x0) * dy - (ys - y0) * dx) / length
+        band |= (along >= 0.0) & (along <= length) & (across <= half)
+    for x, y in points[1:-1]:
+        band |= np.hypot(xs - x, ys - y) <= half
+    return band
+
+
+def disks(points: FloatArray, radius: float, height: int, width: int) -> BoolArray:
+    """Pixels whose centre is within ``radius`` of any of ``points``."""
+    xs = np.arange(width, dtype=np.float64)[None, :] + 0.5
+    ys = np.arange(height, dtype=np.float64)[:, None] + 0.5
+    out = np.zeros((height, width), dtype=bool)
+    for x, y in points:
+        out |= np.hypot(xs - x, ys - y) <= radius
+    return out
 
 
 def rle_encode(bitmap: BoolArray) -> list[int]:
@@ -650,6 +669,12 @@ MICROGRAPH_LABELS: tuple[LabelDef, ...] = (
 )
 
 
+#: Width of the dislocation lines and radius of the dots at their ends in the images, in pixels
+#: (the defaults of ``prep convert --line-width`` and ``--point-radius``).
+LINE_WIDTH = 3.0
+POINT_RADIUS = 3.0
+
+
 class _Placer:
     """Rejection sampling of object centres that keep clear of objects placed before."""
 
@@ -671,12 +696,55 @@ class _Placer:
         self.discs.append((x, y, r))
         return float(x), float(y)
 
-    def claim(self, x: float, y: float, r: float) -> None:
+    def on_border(self, r: float, *, inset: float, tries: int = 200) -> tuple[float, float]:
+        """A centre ``inset`` pixels inside a random image edge (negative: outside it)."""
+        x = y = 0.0
+        for _ in range(tries):
+            along = self.rng.uniform(r + 5, self.size - r - 5)
+            side = int(self.rng.integers(4))
+            across = inset if side < 2 else self.size - inset
+            x, y = (along, across) if side % 2 == 0 else (across, along)
+            if self.free(x, y, r):
+                break
         self.discs.append((x, y, r))
+        return float(x), float(y)
 
 
 def _clip_points(points: FloatArray, size: int) -> FloatArray:
+    """Clamp each vertex into the image (for polylines, which may not fold back)."""
     return round2(np.clip(points, 0.0, float(size)))
+
+
+def clip_convex(points: FloatArray, size: int) -> FloatArray:
+    """A convex polygon cut to the image ``[0, size]^2`` (Sutherland-Hodgman), 2 decimals.
+
+    Cutting, unlike clamping each vertex, keeps the polygon simple (no edges folded back along
+    the border), which is how an annotation tool leaves a shape drawn past the image edge.
+    """
+    poly = [tuple(p) for p in np.asarray(points, dtype=np.float64)]
+    edges = ((0, 0.0, 1.0), (0, float(size), -1.0), (1, 0.0, 1.0), (1, float(size), -1.0))
+    for axis, bound, sign in edges:
+        out: list[tuple[float, float]] = []
+        for i, cur in enumerate(poly):
+            prev = poly[i - 1]
+            cur_in = sign * (cur[axis] - bound) >= 0
+            prev_in = sign * (prev[axis] - bound) >= 0
+            if cur_in != prev_in:
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                out.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
+            if cur_in:
+                out.append(cur)
+        poly = out
+    clipped = round2(np.array(poly).reshape(-1, 2))
+    keep = np.any(clipped != np.roll(clipped, 1, axis=0), axis=1)
+    return clipped[keep]
+
+
+def shift_inside(points: FloatArray, size: int) -> FloatArray:
+    """Translate ``points`` so that they lie inside ``[0, size]^2`` (when they fit), 2 decimals."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    shift = np.maximum(0.0, -lo) - np.maximum(0.0, hi - size)
+    return round2(points + shift)
 
 
 def _needle(
@@ -737,13 +805,16 @@ def micrograph_scene(rng: np.random.Generator, index: int, size: int = 512) -> l
         return {"phase": "beta" if rng.random() < 0.35 else "alpha"}
 
     # Precipitates.
-    n_prec = int(rng.integers(3, 6))
+    n_prec = int(rng.integers(4, 8))
     for p in range(n_prec):
         kind = ("needle", "ellipse", "plate")[p % 3]
         if kind == "needle":
             length, width = rng.uniform(40, 80), rng.uniform(8, 13)
-            x, y = placer.place(length / 2, margin=-5 if p == 0 else 20)
-            pts = _clip_points(_needle(x, y, length, width, rng.uniform(0, 180)), size)
+            if p == 0:  # cut by the image border
+                x, y = placer.on_border(length / 2, inset=rng.uniform(0, length / 4))
+            else:
+                x, y = placer.place(length / 2, margin=20)
+            pts = clip_convex(_needle(x, y, length, width, rng.uniform(0, 180)), size)
             precipitates.append(
                 Polygon(label="precipitate", points=pts, z_order=1, attributes=phase())
             )
@@ -778,7 +849,7 @@ def micrograph_scene(rng: np.random.Generator, index: int, size: int = 512) -> l
             precipitates.append(
                 Polygon(
                     label="precipitate",
-                    points=_clip_points(pts, size),
+                    points=shift_inside(pts, size),
                     z_order=1,
                     attributes=phase(),
                 )
@@ -795,7 +866,7 @@ def micrograph_scene(rng: np.random.Generator, index: int, size: int = 512) -> l
         x2 = ex + (length / 2 - width / 2) * math.cos(math.radians(a2))
         y2 = ey + (length / 2 - width / 2) * math.sin(math.radians(a2))
         for cx, cy, a in ((x, y, a1), (x2, y2, a2)):
-            pts = _clip_points(_needle(cx, cy, length, width, a), size)
+            pts = clip_convex(_needle(cx, cy, length, width, a), size)
             precipitates.append(
                 Polygon(
                     label="precipitate",
@@ -821,12 +892,14 @@ def micrograph_scene(rng: np.random.Generator, index: int, size: int = 512) -> l
         )
 
     # Bubbles: small round ellipses above the precipitates.
-    n_bub = int(rng.integers(5, 10))
+    n_bub = int(rng.integers(7, 13))
     bright_share = 0.7 if index == 4 else 0.25
     for b in range(n_bub):
         r = rng.uniform(5, 15)
-        margin = -0.4 * r if b == 0 else r + 2  # the first one is cut by the border
-        x, y = placer.place(r, margin=margin)
+        if b == 0:  # cut by the image border
+            x, y = placer.on_border(r, inset=rng.uniform(-0.3 * r, 0.6 * r))
+        else:
+            x, y = placer.place(r, margin=r + 2)
         e = rng.uniform(0, 0.12)
         contrast = "bright" if rng.random() < bright_share else "dark"
         rotation = r2(rng.uniform(0, 180)) if e > 0.03 else 0.0
@@ -926,8 +999,9 @@ def render_micrograph(
     Shapes are painted in (z_order, file order): the top shape decides each pixel, as in the
     semantic maps. Bubbles get a Fresnel fringe just outside their edge (bright around dark
     bubbles, dark around bright ones), precipitates are dark with faint moiré fringes, grains
-    shift the background level, dislocations are thin dark lines. Then a small blur (the
-    microscope's point spread), amorphous texture, shot noise and read noise.
+    shift the background level, dislocations are dark lines (:data:`LINE_WIDTH` wide) ending in
+    dark dots (:data:`POINT_RADIUS`). Then a small blur (the microscope's point spread),
+    amorphous texture, shot noise and read noise.
     """
     bg = micrograph_background(rng, height, width)
     img = bg.copy()
@@ -935,11 +1009,14 @@ def render_micrograph(
     order = sorted(range(len(shapes)), key=lambda i: (shapes[i].z_order, i))
     for i in order:
         shape = shapes[i]
-        if isinstance(shape, Tag | Points):
+        if isinstance(shape, Tag):
             continue
-        if isinstance(shape, Polyline):
-            dist = polyline_distance(shape.points, height, width)
-            img = np.where(dist <= 1.0, bg * 0.6, img)
+        if isinstance(shape, Polyline | Points):
+            if isinstance(shape, Polyline):
+                line = polyline_band(shape.points, LINE_WIDTH, height, width)
+            else:
+                line = disks(shape.points, POINT_RADIUS, height, width)
+            img = np.where(line, bg * 0.6, img)
             continue
         inside = rasterize(shape, height, width)
         if shape.label == "grain":
@@ -1015,8 +1092,8 @@ def stack_tracks(rng: np.random.Generator, *, frames: int = 32, size: int = 128)
                 return False
         return True
 
-    for fid in range(3):
-        radius = rng.uniform(4.0, 6.0)
+    for fid in range(4):
+        radius = rng.uniform(4.0, 6.5)
         p0 = np.full(2, size / 2.0)
         v = np.zeros(2)
         for _ in range(1000):
@@ -1088,10 +1165,10 @@ def stack_tracks(rng: np.random.Generator, *, frames: int = 32, size: int = 128)
             out.append(TrackFrame(frame=z1 + 1, shape=out[-1].shape, outside=True))
         return out
 
-    for pid, start in enumerate((2, 9, 17)):
-        tracks.append(Track(id=3 + pid, label="pore", frames=pore_frames(start)))
+    for start in (2, 6, 11, 16, 21):
+        tracks.append(Track(id=len(tracks), label="pore", frames=pore_frames(start)))
     # One track, two pores: outside after the first, back (outside="0") on a later keyframe.
-    tracks.append(Track(id=6, label="pore", frames=[*pore_frames(0), *pore_frames(23)]))
+    tracks.append(Track(id=len(tracks), label="pore", frames=[*pore_frames(0), *pore_frames(23)]))
     return tracks
 
 
