@@ -31,14 +31,15 @@ HERE = Path(__file__).resolve().parent
 SIZE = 2048
 
 READ = """
-import resource, sys, time
+import sys, time
 from microprep.readers import ReadOptions, read_annotations
 start = time.perf_counter()
 ds = read_annotations(sys.argv[1], options=ReadOptions(size=(2048, 2048)))
 shapes = sum(len(item.shapes) for item in ds)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(ds.format, shapes, seconds, peak)
+# VmHWM: this process's own peak RSS (ru_maxrss would include the parent's at fork time)
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()
+print(ds.format, shapes, seconds, int(status[0]) / 1024)
 """
 
 

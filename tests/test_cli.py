@@ -212,3 +212,17 @@ def test_convert_refuses_a_bow_tie_and_repairs_it_whole(
     assert len(objects) == 1
     assert objects.areas[0] == (ds[0]["labels"].values == 2).sum()
     assert 40 <= objects.areas[0] <= 60
+
+
+def test_checks_in_a_second_process_refuse_the_same_way(
+    write_cvat: Callable[..., Path], tmp_path: Path
+) -> None:
+    from microprep.errors import ValidationError
+
+    good_out, bad_out = tmp_path / "good", tmp_path / "bad"
+    convert(write_cvat(name="good.xml"), good_out, ConvertOptions(check_beside=True))
+    assert len(microprep.open_dataset(good_out)) == 1
+    with pytest.raises(ValidationError, match="self-intersection"):
+        convert(write_cvat(BOW_TIE), bad_out, ConvertOptions(check_beside=True))
+    assert not bad_out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.xml", "good", "good.xml"]

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from microprep.errors import ImageFileError, UsageError, ValidationError
+from microprep.errors import ImageFileError, UsageError
 from microprep.exports import Sink, SinkFactory
 from microprep.images import load_image
 from microprep.model import AnnotatedImage, AnnotationSet
 from microprep.outputs import atomic_output
 from microprep.paths import safe_join
+from microprep.precheck import check_beside_worthwhile, checked, checks_beside
 from microprep.readers import ReadOptions, read_annotations
 from microprep.targets import RasterOptions, Targets, build_targets, build_volume_targets
 
@@ -47,7 +49,8 @@ class ConvertOptions:
     images whose file is missing instead of failing. ``raster``: line width / point radius.
     ``format``: reader to use (detected when None). ``repair``: apply the documented repairs
     of ``prep validate`` instead of refusing repairable errors. ``read``: what readers of formats
-    without image sizes or classes need (VIA, Labelbox).
+    without image sizes or classes need (VIA, Labelbox). ``check_beside``: run the checks in a
+    second process while converting (None: for large exports; see :mod:`microprep.precheck`).
     """
 
     to: tuple[str, ...] = ("zarr",)
@@ -59,6 +62,7 @@ class ConvertOptions:
     progress: bool = False
     repair: bool = False
     read: ReadOptions = ReadOptions()
+    check_beside: bool | None = None
 
 
 @dataclass(slots=True)
@@ -101,37 +105,6 @@ def image_files(folder: Path) -> list[str]:
         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     ]
     return sorted(names, key=_natural_key)
-
-
-def checked(annotations: AnnotationSet, *, repair: bool) -> tuple[AnnotationSet, list[str]]:
-    """Run the checks of ``prep validate``; refuse on errors, or repair what can be repaired.
-
-    Returns the (possibly repaired) set and one line per repair applied. Raises
-    :class:`~microprep.errors.ValidationError` naming the first errors when any remain.
-    Image files are not checked here: ``convert`` checks them itself (see ``--skip-missing``).
-    """
-    from microprep.validate import REPAIRABLE, ValidateOptions, validate
-    from microprep.validate import repair as apply_repairs
-
-    report = validate(annotations, ValidateOptions(check_overlaps=False))
-    lines: list[str] = []
-    if repair and any(f.code in REPAIRABLE for f in report.errors):
-        annotations, done = apply_repairs(annotations, report)
-        lines = [f"{f.image}: shape {f.shape}: {f.message}" for f in done]
-        report = validate(annotations, ValidateOptions(check_overlaps=False))
-    errors = report.errors
-    if errors:
-        first = errors[0]
-        place = f"image {first.image!r}" if first.image else "export"
-        if first.shape is not None:
-            place += f", shape #{first.shape}"
-        fixable = sum(f.code in REPAIRABLE for f in errors)
-        hint = " (--repair fixes some of them)" if fixable and not repair else ""
-        raise ValidationError(
-            f"{annotations.source}: {place}: {first.code}: {first.message} "
-            f"[{len(errors)} error(s) in all{hint}; 'prep validate' lists them]"
-        )
-    return annotations, lines
 
 
 def image_names(annotations: AnnotationSet, folder: Path | None) -> list[str]:
@@ -252,7 +225,12 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
     annotations = read_annotations(
         export, format=options.format, on_warning=warnings.append, options=options.read
     )
-    annotations, repairs = checked(annotations, repair=options.repair)
+    beside = options.check_beside
+    if beside is None:
+        beside = not options.repair and check_beside_worthwhile(export)
+    repairs: list[str] = []
+    if not beside:
+        annotations, repairs = checked(annotations, repair=options.repair)
     summary = ConvertSummary(
         source=export,
         format=annotations.format,
@@ -280,7 +258,13 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         },
     }
     counts = np.zeros(annotations.labels.num_classes, dtype=np.int64)
-    with atomic_output(out) as tmp:
+    with ExitStack() as stack:
+        wait_for_checks = (
+            stack.enter_context(checks_beside(export, options.format, options.read))
+            if beside
+            else None
+        )
+        tmp = stack.enter_context(atomic_output(out))
         sinks = _sinks(tmp, kinds, annotations, provenance)
         total = 1 if options.volume else len(names) - len(missing)
         groups = _items(annotations, names, missing, options.volume)
@@ -302,6 +286,8 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             counts += np.bincount(targets.class_map.ravel(), minlength=counts.size)[: counts.size]
         for sink in sinks:
             sink.close()
+        if wait_for_checks is not None:
+            wait_for_checks()  # errors leave the temporary output unswapped
     summary.pixels_per_class = counts.tolist()
     for kind in kinds:
         summary.outputs[kind] = _output_path(out, kind, kinds)
