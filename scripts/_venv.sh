@@ -8,7 +8,9 @@ if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
 stamp=".venv/.microprep-install-$extras"
-want="$(cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)"
+shopt -s nullglob
+want="$(cat pyproject.toml setup.py plugins/*/pyproject.toml | sha256sum | cut -d' ' -f1)"
+shopt -u nullglob
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing microprep[$extras] into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip >&2
