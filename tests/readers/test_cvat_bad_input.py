@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
+from fuzzing import Edit, edits, fuzz, mutate
 from microprep.errors import (
     FormatError,
     GeometryError,
@@ -458,36 +458,11 @@ VALID = (
 ALPHABET = b"<>/=\"';,.-0123456789 \n&!?abeimnx\x00\xff"
 
 
-@settings(
-    max_examples=200,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["replace", "insert", "delete"]),
-            st.integers(min_value=0, max_value=len(VALID) - 1),
-            st.sampled_from(list(ALPHABET)),
-        ),
-        min_size=1,
-        max_size=4,
-    )
-)
-def test_mutated_exports_give_a_set_or_a_prep_error(
-    tmp_path: Path, mutations: list[tuple[str, int, int]]
-) -> None:
-    data = bytearray(VALID)
-    for op, pos, byte in mutations:
-        pos = min(pos, len(data) - 1)
-        if op == "replace":
-            data[pos] = byte
-        elif op == "insert":
-            data.insert(pos, byte)
-        elif len(data) > 1:
-            del data[pos]
+@fuzz(200)
+@given(edits(VALID, ALPHABET))
+def test_mutated_exports_give_a_set_or_a_prep_error(tmp_path: Path, changes: list[Edit]) -> None:
     path = tmp_path / "fuzz.xml"
-    path.write_bytes(bytes(data))
+    path.write_bytes(mutate(VALID, changes))
     try:
         ds = read_cvat(path, on_warning=lambda _m: None)
     except PrepError:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import microprep.readers.labelbox as labelbox_module
+from fuzzing import Edit, edits, fuzz, mutate
 from microprep.errors import (
     FormatError,
     GeometryError,
@@ -668,36 +669,11 @@ def read_all(path: Path, masks: Path | None = None) -> None:
             assert shape.label in ds.labels.class_names
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["replace", "insert", "delete"]),
-            st.integers(min_value=0, max_value=len(VALID) - 1),
-            st.sampled_from(list(ALPHABET)),
-        ),
-        min_size=1,
-        max_size=4,
-    )
-)
-def test_mutated_bytes_give_a_set_or_a_prep_error(
-    tmp_path: Path, mutations: list[tuple[str, int, int]]
-) -> None:
-    data = bytearray(VALID)
-    for op, pos, byte in mutations:
-        pos = min(pos, len(data) - 1)
-        if op == "replace":
-            data[pos] = byte
-        elif op == "insert":
-            data.insert(pos, byte)
-        elif len(data) > 1:
-            del data[pos]
+@fuzz(150)
+@given(edits(VALID, ALPHABET))
+def test_mutated_bytes_give_a_set_or_a_prep_error(tmp_path: Path, changes: list[Edit]) -> None:
     path = tmp_path / "fuzz.ndjson"
-    path.write_bytes(bytes(data))
+    path.write_bytes(mutate(VALID, changes))
     read_all(path)
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fuzzing import Edit, edits, fuzz, mutate
 from microprep.errors import (
     FormatError,
     GeometryError,
@@ -448,32 +449,6 @@ VALID_CSV = (
 ALPHABET = b'{}[]:,"\\ -.0123456789eEaNIn#\n\x00\xff'
 
 
-def mutate(data: bytes, mutations: list[tuple[str, int, int]]) -> bytes:
-    out = bytearray(data)
-    for op, pos, byte in mutations:
-        pos = min(pos, len(out) - 1)
-        if op == "replace":
-            out[pos] = byte
-        elif op == "insert":
-            out.insert(pos, byte)
-        elif len(out) > 1:
-            del out[pos]
-    return bytes(out)
-
-
-def mutations(data: bytes) -> st.SearchStrategy[list[tuple[str, int, int]]]:
-    """Up to 4 byte edits (replace, insert, delete) anywhere in ``data``."""
-    return st.lists(
-        st.tuples(
-            st.sampled_from(["replace", "insert", "delete"]),
-            st.integers(min_value=0, max_value=len(data) - 1),
-            st.sampled_from(list(ALPHABET)),
-        ),
-        min_size=1,
-        max_size=4,
-    )
-
-
 def check_mutated(path: Path) -> None:
     try:
         ds = read_via(path, on_warning=lambda _m: None, options=SIZE)
@@ -483,25 +458,13 @@ def check_mutated(path: Path) -> None:
     assert len(items) == len(ds.images)
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(mutations(VALID_JSON))
-def test_mutated_json_gives_a_set_or_a_prep_error(
-    tmp_path: Path, mutations: list[tuple[str, int, int]]
-) -> None:
-    check_mutated(write(tmp_path, mutate(VALID_JSON, mutations), "fuzz.json"))
+@fuzz(150)
+@given(edits(VALID_JSON, ALPHABET))
+def test_mutated_json_gives_a_set_or_a_prep_error(tmp_path: Path, changes: list[Edit]) -> None:
+    check_mutated(write(tmp_path, mutate(VALID_JSON, changes), "fuzz.json"))
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(mutations(VALID_CSV))
-def test_mutated_csv_gives_a_set_or_a_prep_error(
-    tmp_path: Path, mutations: list[tuple[str, int, int]]
-) -> None:
-    check_mutated(write(tmp_path, mutate(VALID_CSV, mutations), "fuzz.csv"))
+@fuzz(150)
+@given(edits(VALID_CSV, ALPHABET))
+def test_mutated_csv_gives_a_set_or_a_prep_error(tmp_path: Path, changes: list[Edit]) -> None:
+    check_mutated(write(tmp_path, mutate(VALID_CSV, changes), "fuzz.csv"))
