@@ -15,13 +15,13 @@ import pytest
 import xarray as xr
 
 import microprep
-from microprep import store_write
+from microprep import store_layout
 from microprep.errors import StoreError
 from microprep.model import ImageInfo, LabelMap, LabelSpec
 from microprep.outputs import atomic_output
 from microprep.schemas import load_schema
 from microprep.store import Dataset, ZarrSink, node_name, open_dataset
-from microprep.store_write import spatial_chunking
+from microprep.store_layout import spatial_chunking
 from microprep.targets.types import Instances, Raster, Targets
 
 REPO = Path(__file__).resolve().parent.parent
@@ -341,9 +341,9 @@ def test_large_node_is_chunked(tmp_path: Path) -> None:
 
 
 def test_many_chunks_are_sharded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_write, "MAX_UNSHARDED_CHUNKS", 4)
-    monkeypatch.setattr(store_write, "CHUNKS_3D", (4, 16, 16))
-    monkeypatch.setattr(store_write, "SHARD_CHUNKS_3D", (2, 2, 2))
+    monkeypatch.setattr(store_layout, "MAX_UNSHARDED_CHUNKS", 4)
+    monkeypatch.setattr(store_layout, "CHUNKS_3D", (4, 16, 16))
+    monkeypatch.setattr(store_layout, "SHARD_CHUNKS_3D", (2, 2, 2))
     shape = (10, 40, 50)
     zz, yy, xx = np.mgrid[: shape[0], : shape[1], : shape[2]]
     blob = (zz - 5) ** 2 + (yy - 20) ** 2 + (xx - 25) ** 2 < 60
