@@ -14,7 +14,11 @@ from collections.abc import Sequence
 import click
 
 from microprep import __version__
+from microprep.cli.augment import augment_command
 from microprep.cli.convert import convert_command
+from microprep.cli.crop import crop_command
+from microprep.cli.preview import preview_command
+from microprep.cli.split import split_command
 from microprep.cli.validate import validate_command
 from microprep.errors import PrepError
 
@@ -35,7 +39,11 @@ def cli(verbose: int) -> None:
 
 
 cli.add_command(convert_command)
+cli.add_command(augment_command)
+cli.add_command(crop_command)
 cli.add_command(validate_command)
+cli.add_command(split_command)
+cli.add_command(preview_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,216 @@
+"""Crop speed and memory, side by side with plain copies, direct zarr reads and xbatcher.
+
+Goals (PASS/FAIL printed per goal; exit status 1 when one fails):
+
+1. 2D tiling of a 4096x4096 uint8 image into 256x256 tiles at stride 128: within 1.5x of a
+   memcpy of the same output bytes (np.copyto into a preallocated (N, 256, 256) buffer), and at
+   least 10x xbatcher's tile rate (BatchGenerator, input_dims 256, input_overlap 128).
+2. 64^3 windows from a 1024^3 uint8 zarr: within 1.5x of reading and decoding its chunks
+   directly, for cube chunks (64, 64, 64) and slice chunks (1, 1024, 1024) alike; the naive
+   per-window read of the slice-chunked array is shown too (timed on a subset, extrapolated).
+3. Peak memory (VmHWM, fresh subprocess) while cropping a 2048^3 uint8 zarr stays < 512 MiB.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_crops.py [--size3d 1024] [--size 2048] [--repeat 3]
+        [--skip-memory] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+from microprep.crops.scale import crop_array
+from microprep.crops.slabs import iter_windows
+from microprep.crops.windows import window_grid
+
+RESULTS: list[tuple[str, bool]] = []
+
+
+def best(fn: Callable[[], Any], repeat: int) -> float:
+    """Best wall time of ``repeat`` runs, seconds."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def goal(name: str, ok: bool, detail: str) -> None:
+    RESULTS.append((name, ok))
+    print(f"  {'PASS' if ok else 'FAIL'}  {name}: {detail}")
+
+
+def bench_2d(repeat: int) -> None:
+    print("2D tiling: 4096x4096 uint8, 256x256 tiles, stride 128")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (4096, 4096), dtype=np.uint8)
+    origins = window_grid(shape=image.shape, window=256, stride=128)
+    n = len(origins)
+    out = np.empty((n, 256, 256), np.uint8)
+    source = np.ascontiguousarray(rng.integers(0, 255, out.shape, dtype=np.uint8))
+    out.fill(0)
+    t_copy = best(lambda: np.copyto(out, source), repeat)
+    t_ours = best(lambda: crop_array(image, origins, (256, 256), out=out), repeat)
+    import xarray as xr
+    import xbatcher
+
+    da = xr.DataArray(image, dims=("y", "x"))
+
+    def run_xbatcher() -> int:
+        gen = xbatcher.BatchGenerator(
+            da, input_dims={"y": 256, "x": 256}, input_overlap={"y": 128, "x": 128}
+        )
+        return sum(int(b.values.size > 0) for b in gen)
+
+    def run_xbatcher_stacked() -> None:
+        gen = xbatcher.BatchGenerator(
+            da, input_dims={"y": 256, "x": 256}, input_overlap={"y": 128, "x": 128}
+        )
+        for k, b in enumerate(gen):
+            np.copyto(out[k], b.values)
+
+    t_xb = best(run_xbatcher, repeat)
+    t_xb_stacked = best(run_xbatcher_stacked, repeat)
+    print(f"  tiles: {n}, {out.nbytes / 2**20:.0f} MiB out")
+    print(f"  memcpy      {t_copy * 1e3:8.1f} ms  ({out.nbytes / t_copy / 2**30:.2f} GiB/s)")
+    print(f"  microprep   {t_ours * 1e3:8.1f} ms  ({n / t_ours:,.0f} tiles/s)")
+    print(f"  xbatcher    {t_xb * 1e3:8.1f} ms  ({n / t_xb:,.0f} tiles/s; tiles are views)")
+    print(
+        f"  xbatcher+copy {t_xb_stacked * 1e3:6.1f} ms  ({n / t_xb_stacked:,.0f} tiles/s; "
+        "each tile copied into the same buffer)"
+    )
+    goal("2D within 1.5x of memcpy", t_ours <= 1.5 * t_copy, f"{t_ours / t_copy:.2f}x")
+    goal("2D >= 10x xbatcher tile rate", t_xb >= 10 * t_ours, f"{t_xb / t_ours:.0f}x")
+
+
+def make_volume(path: Path, size: int, chunks: tuple[int, ...], shards: Any = None) -> Any:
+    """A size^3 uint8 zarr with a compressible pattern, written slab by slab."""
+    arr = zarr.create_array(
+        store=str(path),
+        shape=(size,) * 3,
+        chunks=chunks,
+        shards=shards,
+        dtype=np.uint8,
+        compressors=(ZstdCodec(level=1),),
+        overwrite=True,
+    )
+    step = max(chunks[0], 64 if chunks[0] < 64 else chunks[0])
+    yx = (np.add.outer(np.arange(size) // 7, np.arange(size) // 5) % 13).astype(np.uint8)
+    for z in range(0, size, step):
+        depth = min(step, size - z)
+        slab = yx[None] + (np.arange(z, z + depth) // 3 % 5).astype(np.uint8)[:, None, None]
+        arr[z : z + depth] = slab
+    return arr
+
+
+def bench_3d(workdir: Path, size: int, repeat: int) -> None:
+    print(f"3D windows: {size}^3 uint8 zarr, 64^3 windows, stride 64")
+    origins = window_grid(shape=(size,) * 3, window=64, stride=64)
+    for label, chunks in (("cube", (64, 64, 64)), ("slice", (1, size, size))):
+        t = time.perf_counter()
+        arr = make_volume(workdir / f"vol-{label}.zarr", size, chunks)
+        print(f"  [{label} chunks {chunks}] written in {time.perf_counter() - t:.1f} s")
+
+        def direct(arr: Any = arr) -> None:
+            for z in range(0, size, 64):
+                arr[z : z + 64]
+
+        def ours(arr: Any = arr) -> None:
+            for _ in iter_windows(arr, origins, (64, 64, 64)):
+                pass
+
+        t_direct = best(direct, repeat)
+        t_ours = best(ours, repeat)
+        print(f"    direct chunk read  {t_direct:7.2f} s")
+        print(f"    microprep windows  {t_ours:7.2f} s  ({len(origins) / t_ours:,.0f} windows/s)")
+        if label == "slice":
+            subset = origins[: max(1, min(32, len(origins)))]
+
+            def naive(arr: Any = arr, subset: Any = subset) -> None:
+                for z, y, x in subset:
+                    arr[z : z + 64, y : y + 64, x : x + 64]
+
+            t_naive = best(naive, 1) * len(origins) / len(subset)
+            print(
+                f"    naive per-window   {t_naive:7.2f} s  (extrapolated from {len(subset)}"
+                f" windows; {t_naive / t_ours:.0f}x slower)"
+            )
+        goal(f"3D {label} chunks within 1.5x of direct read", t_ours <= 1.5 * t_direct,
+             f"{t_ours / t_direct:.2f}x")  # fmt: skip
+
+
+CHILD = """
+import sys, numpy as np, zarr
+from microprep.crops.slabs import iter_windows
+from microprep.crops.windows import window_grid
+arr = zarr.open_array(sys.argv[1], mode="r")
+origins = window_grid(shape=arr.shape, window=64, stride=64)
+n = 0
+for w in iter_windows(arr, origins, (64, 64, 64)):
+    n += 1
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM"):
+        print(n, int(line.split()[1]))
+"""
+
+
+def bench_memory(workdir: Path, size: int) -> None:
+    print(f"Memory: cropping a {size}^3 uint8 zarr (chunks 64^3) into 64^3 windows")
+    need = size**3 // 8  # generous: the pattern compresses far better than 8:1
+    free = shutil.disk_usage(workdir).free
+    if free < need:
+        print(f"  skipped: {free / 2**30:.1f} GiB free, need about {need / 2**30:.1f} GiB")
+        return
+    t = time.perf_counter()
+    path = workdir / "big.zarr"
+    shards = (64, min(size, 1024), min(size, 1024))
+    make_volume(path, size, (64, 64, 64), shards=shards)
+    print(f"  written in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True
+    )
+    windows, hwm_kib = map(int, res.stdout.split())
+    print(f"  {windows} windows in {time.perf_counter() - t:.1f} s, VmHWM {hwm_kib / 1024:.0f} MiB")
+    goal("peak memory < 512 MiB", hwm_kib < 512 * 1024, f"{hwm_kib / 1024:.0f} MiB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--size3d", type=int, default=1024, help="edge of the speed volume")
+    parser.add_argument("--size", type=int, default=2048, help="edge of the memory volume")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--workdir", type=Path, help="keep the volumes here (default: temp)")
+    args = parser.parse_args(argv)
+    tmp = args.workdir or Path(tempfile.mkdtemp(prefix="bench-crops-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        bench_2d(args.repeat)
+        bench_3d(tmp, args.size3d, args.repeat)
+        if not args.skip_memory:
+            bench_memory(tmp, args.size)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    failed = [name for name, ok in RESULTS if not ok]
+    print(f"{len(RESULTS) - len(failed)}/{len(RESULTS)} goals met")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

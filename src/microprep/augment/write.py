@@ -1,0 +1,310 @@
+"""``prep augment``: augmented copies of a dataset store, written as a store of the same layout.
+
+Every node of the source store gives ``copies`` nodes in ``AUG.zarr``, named after the image
+(``"<name>#aug<copy>"``, sanitized like every node name). Copy ``c`` of node ``i`` is drawn with
+``sample_rng(seed=seed, index=i, copy=c)``, so each copy depends only on ``(seed, i, c)`` and
+the config, not on the order or the process it runs in. Per node, the attribute ``augment``
+records ``{"source_node", "index", "copy", "seed"}``; the root's ``options`` record the config,
+``seed`` and ``copies``.
+
+Example:
+    >>> from microprep.augment import AugmentConfig, parse_noise
+    >>> augment_store(Path("dataset.zarr"), Path("aug.zarr"),
+    ...               AugmentConfig(noise=parse_noise("poisson")), copies=2, seed=0)
+    ... # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from microprep.augment.pipeline import (
+    AugmentConfig,
+    Augmenter,
+    Sample,
+    boxes_from_layers,
+    sample_rng,
+)
+from microprep.errors import StoreError, UsageError
+from microprep.model import ImageInfo, LabelMap, LabelSpec
+from microprep.outputs import atomic_output
+from microprep.store import ZarrSink
+from microprep.store_read import rasters_from_layers, read_root_attrs
+from microprep.targets.types import Instances, Targets, class_dtype
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AugmentSummary",
+    "NodeData",
+    "Task",
+    "augment_node",
+    "augment_store",
+    "read_node",
+    "tasks_for",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One augmented copy to make: node ``node`` (position ``index``) of ``source``, copy
+    ``copy`` (``-1``: the original, unchanged)."""
+
+    source: Path
+    node: str
+    index: int
+    copy: int
+    seed: int
+    config: AugmentConfig
+
+
+@dataclass(slots=True)
+class AugmentSummary:
+    """What :func:`augment_store` wrote."""
+
+    source: Path
+    out: Path
+    nodes: int = 0
+    copies: int = 0
+    names: list[str] = field(default_factory=list)
+
+
+def tasks_for(
+    source: Path,
+    nodes: Iterable[str],
+    config: AugmentConfig,
+    *,
+    copies: int,
+    seed: int,
+    include_original: bool = False,
+) -> list[Task]:
+    """Every :class:`Task` of a run, in output order (node by node, copy by copy)."""
+    first = -1 if include_original else 0
+    return [
+        Task(Path(source), node, index, copy, int(seed), config)
+        for index, node in enumerate(nodes)
+        for copy in range(first, copies)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeData:
+    """One node of a store, read into memory: the sample, the instance tables, the attrs."""
+
+    node: str
+    sample: Sample
+    tables: dict[str, NDArray[Any]]
+    attrs: dict[str, Any]
+    num_classes: int
+
+
+_TABLES = (
+    "instance_label",
+    "instance_box",
+    "instance_area",
+    "instance_occluded",
+    "instance_group",
+    "instance_track",
+)
+
+
+def read_node(source: Path, node: str) -> NodeData:
+    """Read node ``node`` of the finished store ``source`` (zarr directly, no xarray).
+
+    Raises:
+        StoreError: the store is not a finished microprep store, or the node is unreadable.
+    """
+    root = read_root_attrs(Path(source))
+    if node not in root["nodes"]:
+        raise StoreError(f"{source}: no node {node!r}")
+    try:
+        group: Any = zarr.open_group(Path(source) / node, mode="r", zarr_format=3)
+        arrays = {key: np.asarray(group[key][...]) for key in ("labels", "instances", *_TABLES)}
+        image = np.asarray(group["image"][...]) if "image" in group else None
+        attrs = dict(group.attrs)
+    except (OSError, KeyError, ValueError) as exc:
+        raise StoreError(f"{source}: cannot read node {node!r}: {exc}") from exc
+    n = int(arrays["instance_label"].shape[0])
+    sample: Sample = {
+        "labels": arrays["labels"],
+        "instances": arrays["instances"].astype(np.uint32, copy=False),
+        "boxes": arrays["instance_box"].astype(np.float64).reshape(n, -1),
+    }
+    if image is not None:
+        sample["image"] = image
+    tables = {key: arrays[key] for key in _TABLES}
+    return NodeData(node, sample, tables, attrs, len(root["classes"]))
+
+
+def augment_node(
+    task: Task, data: NodeData | None = None
+) -> tuple[Targets, NDArray[Any] | None, dict[str, Any]]:
+    """Augment copy ``task.copy`` of one node; return ``(targets, pixels, attrs)``.
+
+    ``data`` is the node as read by :func:`read_node` (read here when None), so a worker of a
+    cluster can run a task on its own. ``attrs`` is the ``augment`` attribute of the new node.
+
+    Raises:
+        StoreError: the store cannot be read.
+    """
+    if data is None:
+        data = read_node(task.source, task.node)
+    sample = data.sample
+    tables, attrs, num_classes = data.tables, data.attrs, data.num_classes
+    n = int(tables["instance_label"].shape[0])
+    stored_areas = tables["instance_area"].astype(np.int64)
+    if task.copy >= 0:
+        rng = sample_rng(seed=task.seed, index=task.index, copy=task.copy)
+        sample = Augmenter(task.config)(sample, rng)
+    layers = sample["instances"]
+    if task.copy < 0:  # the original: boxes and areas as stored
+        boxes, areas = sample["boxes"], stored_areas
+    else:
+        boxes, areas = boxes_from_layers(layers, n)
+    where = f"{task.source}: node {task.node!r}"
+    rasters = rasters_from_layers(layers, n, where=where)
+    shape = tuple(int(s) for s in layers.shape[1:])
+    instances = Instances(
+        shape=shape,
+        rasters=rasters,
+        labels=tables["instance_label"].astype(np.int64),
+        boxes=boxes,
+        areas=areas,
+        occluded=tables["instance_occluded"].astype(bool),
+        groups=tables["instance_group"].astype(np.int64),
+        tracks=tables["instance_track"].astype(np.int64),
+    )
+    name = str(attrs.get("name", task.node))
+    new_name = name if task.copy < 0 else f"{name}#aug{task.copy}"
+    subset = attrs.get("subset")
+    height, width = shape[-2], shape[-1]
+    if len(shape) == 3:
+        frames = attrs.get("frames") or [f"{name}:{z}" for z in range(shape[0])]
+        subsets = attrs.get("subsets") or [subset] * len(frames)
+        images = tuple(
+            ImageInfo(str(f), width, height, subset=s)
+            for f, s in zip(frames, subsets, strict=False)
+        )
+        if len(images) != shape[0]:  # a cube symmetry moved z: frames no longer match slices
+            images = tuple(
+                ImageInfo(f"{new_name}:{z}", width, height, subset=subset) for z in range(shape[0])
+            )
+    else:
+        images = (ImageInfo(new_name, width, height, subset=subset),)
+    class_map = np.asarray(sample["labels"]).astype(class_dtype(num_classes), copy=False)
+    targets = Targets(new_name, images, class_map, instances, num_classes)
+    info = {"source_node": task.node, "index": task.index, "copy": task.copy, "seed": task.seed}
+    return targets, sample.get("image"), info
+
+
+def _in_process(
+    tasks: list[Task],
+) -> Iterator[tuple[Targets, NDArray[Any] | None, dict[str, Any]]]:
+    """Run ``tasks`` here, reading each node once for all its copies."""
+    data: NodeData | None = None
+    for task in tasks:
+        if data is None or data.node != task.node:
+            data = read_node(task.source, task.node)
+        yield augment_node(task, data)
+
+
+def _label_map(attrs: dict[str, Any]) -> LabelMap:
+    classes = list(attrs["classes"])[1:]
+    colors = list(attrs["colors"])[1:]
+    specs = []
+    for name, color in zip(classes, colors, strict=True):
+        r, g, b = (int(c) for c in color)
+        specs.append(LabelSpec(str(name), color=f"#{r:02x}{g:02x}{b:02x}"))
+    return LabelMap(tuple(specs))
+
+
+def augment_store(
+    source: Path,
+    out: Path,
+    config: AugmentConfig,
+    *,
+    copies: int,
+    seed: int,
+    include_original: bool = False,
+    workers: int | None = None,
+    progress: bool = False,
+) -> AugmentSummary:
+    """Write ``copies`` augmented copies of every node of the store ``source`` to ``out``.
+
+    Args:
+        source: a finished dataset store.
+        out: the new store (written atomically; an existing one is replaced when complete).
+        config: what to do (noise, geometry).
+        copies: copies per node (>= 1).
+        seed: the run's seed; copy ``c`` of node ``i`` uses ``SeedSequence([seed, i, c])``.
+        include_original: also write each node unchanged (its ``augment.copy`` is -1).
+        workers: run on a ``dask.distributed`` LocalCluster of this many worker processes
+            (None: in this process). The result is the same either way.
+        progress: show a progress bar.
+
+    Raises:
+        UsageError: ``copies`` < 1 or ``workers`` < 1.
+        StoreError: reading ``source`` or writing ``out`` fails.
+    """
+    if copies < 1:
+        raise UsageError(f"--copies {copies}: must be at least 1")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: must be at least 1")
+    source, out = Path(source), Path(out)
+    if source.resolve() == out.resolve():
+        raise UsageError(f"the output {out} is the source store; choose another path")
+    root = read_root_attrs(source)
+    nodes = tuple(str(name) for name in root["nodes"])
+    tasks = tasks_for(
+        source, nodes, config, copies=copies, seed=seed, include_original=include_original
+    )
+    provenance = {
+        "source": str(source),
+        "sha256": None,
+        "source_format": root.get("source_format"),
+        "options": {
+            "augment": config.as_dict(),
+            "seed": int(seed),
+            "copies": int(copies),
+            "include_original": include_original,
+            "source_store": str(source),
+            "source_options": root.get("options", {}),
+            "source_export": root.get("source"),
+            "source_sha256": root.get("source_sha256"),
+        },
+    }
+    summary = AugmentSummary(source=source, out=out, nodes=len(nodes), copies=copies)
+    results: Iterator[tuple[Targets, NDArray[Any] | None, dict[str, Any]]]
+    with atomic_output(out) as tmp:
+        sink = ZarrSink(tmp, _label_map(root), provenance=provenance)
+        if workers is None:
+            results = _in_process(tasks)
+        else:
+            from microprep.augment.scale import run_on_cluster
+
+            results = run_on_cluster(tasks, workers=workers)
+        bar = tqdm(total=len(tasks), desc="augment", unit="copy", disable=not progress)
+        try:
+            for targets, pixels, info in results:
+                sink.add(targets, pixels)
+                name = sink.nodes[-1]
+                try:
+                    zarr.open_group(tmp / name, mode="r+").attrs.update({"augment": info})
+                except (OSError, ValueError) as exc:
+                    raise StoreError(f"{out}: cannot annotate node {name!r}: {exc}") from exc
+                summary.names.append(name)
+                bar.update()
+        finally:
+            bar.close()
+        sink.close()
+    logger.info("%s: %d augmented nodes from %s", out, len(summary.names), source)
+    return summary
