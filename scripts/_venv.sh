@@ -7,7 +7,7 @@ if [ ! -x .venv/bin/python ]; then
     echo "setting up .venv with $py" >&2
     "$py" -m venv .venv
 fi
-stamp=".venv/.microprep-install-$extras"
+stamp=".venv/.microprep-install-${extras//,/-}"
 shopt -s nullglob
 want="$(cat pyproject.toml setup.py plugins/*/pyproject.toml | sha256sum | cut -d' ' -f1)"
 shopt -u nullglob
