@@ -10,9 +10,14 @@ import pytest
 MODULES = [
     "microprep.augment",
     "microprep.augment.noise",
+    "microprep.augment.levels",
+    "microprep.augment.ranges",
+    "microprep.augment.spatial_noise",
     "microprep.augment.geometry2d",
     "microprep.augment.geometry3d",
     "microprep.augment.fields",
+    "microprep.augment.config",
+    "microprep.augment.sample",
     "microprep.augment.pipeline",
     "microprep.augment.scale",
 ]
