@@ -52,15 +52,21 @@ class _GeometrySteps:
 
     config: AugmentConfig
 
-    # -- 2D
-    def _geometry_2d(self, out: Sample, rng: np.random.Generator) -> None:
+    def _draw_angle_zoom(self, rng: np.random.Generator) -> tuple[float, float]:
+        """Rotation angle (degrees; 0 without "rotate") and zoom (log-uniform; 1 without "zoom")."""
         geo = self.config.geometry
-        k = _draw_d4(geo, rng)
         angle = float(rng.uniform(*self.config.rotate_range)) if "rotate" in geo else 0.0
         zoom = 1.0
         if "zoom" in geo:
             lo, hi = self.config.zoom_range
             zoom = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        return angle, zoom
+
+    # -- 2D
+    def _geometry_2d(self, out: Sample, rng: np.random.Generator) -> None:
+        geo = self.config.geometry
+        k = _draw_d4(geo, rng)
+        angle, zoom = self._draw_angle_zoom(rng)
         if angle != 0.0 or zoom != 1.0:
             # the symmetry, rotation and zoom as one warp: each array is resampled once
             h, w = self._shape(out, 2)
@@ -147,11 +153,7 @@ class _GeometrySteps:
                 if key in out:
                     arr = geometry2d.d4(out[key], k, axes=(first + 1, first + 2))  # type: ignore[literal-required]
                     out[key] = np.flip(arr, axis=first) if flip_z else arr  # type: ignore[literal-required]
-        angle = float(rng.uniform(*self.config.rotate_range)) if "rotate" in geo else 0.0
-        zoom = 1.0
-        if "zoom" in geo:
-            lo, hi = self.config.zoom_range
-            zoom = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        angle, zoom = self._draw_angle_zoom(rng)
         if angle != 0.0 or zoom != 1.0:
             shape = self._shape(out, 3)
             matrix, offset = geometry3d.rotation_zoom_3d(
