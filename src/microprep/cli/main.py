@@ -17,8 +17,10 @@ from microprep import __version__
 from microprep.cli.augment import augment_command
 from microprep.cli.convert import convert_command
 from microprep.cli.crop import crop_command
+from microprep.cli.predict import predict_command
 from microprep.cli.preview import preview_command
 from microprep.cli.split import split_command
+from microprep.cli.train import train_command
 from microprep.cli.validate import validate_command
 from microprep.errors import PrepError
 
@@ -44,6 +46,8 @@ cli.add_command(crop_command)
 cli.add_command(validate_command)
 cli.add_command(split_command)
 cli.add_command(preview_command)
+cli.add_command(train_command)
+cli.add_command(predict_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

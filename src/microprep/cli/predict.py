@@ -1,0 +1,77 @@
+"""``prep predict RUN_DIR INPUT --out PRED.zarr``: tiled inference with a trained run.
+
+The run directory says which trainer made it; that trainer's ``predict`` does the work (class
+maps for U-Net runs, instances for Mask R-CNN runs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("predict")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("source", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="PRED.zarr")
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Weights to use (default: the run's best.pt, else its last good checkpoint).",
+)
+@click.option(
+    "--overlap",
+    type=click.FloatRange(0, 0.9),
+    default=0.25,
+    show_default=True,
+    help="Fraction of the window shared by neighbouring tiles.",
+)
+@click.option("--window", type=click.IntRange(min=8), help="Tile size (default: training window).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--probabilities", is_flag=True, help="Also store class probabilities (U-Net).")
+@click.option("--no-overlays", is_flag=True, help="Do not write overlay PNGs.")
+@click.option(
+    "--score-threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Keep instances scoring at least this (Mask R-CNN).",
+)
+@click.option(
+    "--mask-threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Mask probability threshold (Mask R-CNN).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary.")
+def predict_command(
+    run_dir: Path,
+    source: Path,
+    out: Path,
+    checkpoint: Path | None,
+    quiet: bool,
+    no_overlays: bool,
+    **options: object,
+) -> None:
+    """Predict INPUT (a store, an image, a folder of images, a TIFF stack) with RUN_DIR."""
+    from microprep.plugins import load_trainer
+    from microprep.training.job import PredictRequest
+    from microprep.training.rundir import RunDir
+
+    run = RunDir.open(run_dir)
+    trainer = load_trainer(run.trainer)
+    request = PredictRequest(
+        run=run,
+        source=source,
+        out=out,
+        options={**options, "overlays": not no_overlays},
+        checkpoint=checkpoint,
+        progress=not quiet,
+    )
+    summary = trainer.predict(request)
+    if not quiet:
+        parts = ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, dict | list))
+        click.echo(f"{out}: {parts}")

@@ -1,0 +1,70 @@
+"""Training curves as a PNG (matplotlib, headless): losses on the left, validation metrics on
+the right, one point per epoch.
+
+Example:
+    >>> import tempfile
+    >>> rows = [{"epoch": 1, "train_loss": 1.0, "val_iou_macro": 0.5},
+    ...         {"epoch": 2, "train_loss": 0.6, "val_iou_macro": 0.7}]
+    >>> out = Path(tempfile.mkdtemp()) / "curves.png"
+    >>> draw_curves(rows, out, title="unet"); out.stat().st_size > 0
+    True
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from microprep.training.rundir import write_atomic
+
+#: Columns never drawn (bookkeeping, not curves).
+_SKIP = {"epoch", "seconds", "lr", "step"}
+
+
+def _floats(rows: Sequence[Mapping[str, Any]], key: str) -> list[float]:
+    out = []
+    for row in rows:
+        try:
+            out.append(float(row.get(key, "nan")))
+        except (TypeError, ValueError):
+            out.append(math.nan)
+    return out
+
+
+def draw_curves(rows: Sequence[Mapping[str, Any]], out: Path, *, title: str = "") -> None:
+    """Draw the per-epoch ``rows`` (``metrics.csv``) to the PNG ``out`` (written atomically).
+
+    Columns ending in ``loss`` go to the left panel, the other numeric columns to the right.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    epochs = _floats(rows, "epoch")
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys and k not in _SKIP]
+    fig = Figure(figsize=(10, 4), dpi=100)
+    left, right = fig.subplots(1, 2)
+    for key in keys:
+        values = _floats(rows, key)
+        if all(math.isnan(v) for v in values):
+            continue
+        axis = left if key.endswith("loss") else right
+        axis.plot(epochs, values, marker="o", markersize=3, label=key)
+    for axis, name in ((left, "loss"), (right, "validation")):
+        axis.set_xlabel("epoch")
+        axis.set_title(name)
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    write_atomic(out, buf.getvalue())
