@@ -14,7 +14,14 @@ shopt -u nullglob
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing microprep[$extras] into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip >&2
-    .venv/bin/python -m pip install --quiet -e ".[$extras]" >&2
+    plugins=()
+    if [[ ",$extras," == *",train,"* ]]; then
+        # the project's own trainer plugins (each its own package, entry point microprep.trainers)
+        for dir in plugins/*/; do
+            [ -f "$dir/pyproject.toml" ] && plugins+=(-e "$dir")
+        done
+    fi
+    .venv/bin/python -m pip install --quiet -e ".[$extras]" "${plugins[@]}" >&2
     echo "$want" > "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

@@ -17,6 +17,7 @@ from microprep import __version__
 from microprep.cli.augment import augment_command
 from microprep.cli.convert import convert_command
 from microprep.cli.crop import crop_command
+from microprep.cli.evaluate import evaluate_command
 from microprep.cli.predict import predict_command
 from microprep.cli.preview import preview_command
 from microprep.cli.split import split_command
@@ -48,6 +49,7 @@ cli.add_command(split_command)
 cli.add_command(preview_command)
 cli.add_command(train_command)
 cli.add_command(predict_command)
+cli.add_command(evaluate_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,101 @@
+"""Overlay PNGs of predictions: the input with its predicted class map and a legend.
+
+2D inputs give one overlay; volumes a montage of a few evenly spaced slices (first and last
+included), captioned ``z = k / depth``, all with one display range. Drawing reuses
+:mod:`microprep.preview` (same colours, opacity and display scaling as ``prep preview``).
+Pictures with a side over :data:`MAX_SIDE` pixels are scaled down when saved.
+
+Example:
+    >>> labels = np.zeros((8, 8), np.uint8); labels[2:5, 2:5] = 1
+    >>> picture = prediction_picture(None, {None: labels}, title="a.png",
+    ...                              colors=[(0, 0, 0), (0, 200, 0)], names=["bg", "pore"])
+    >>> picture.mode
+    'RGB'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from microprep.preview.montage import caption, enlarge, grid, with_legend
+from microprep.preview.overlay import display_range, render_overlay
+
+__all__ = ["MAX_SIDE", "display_pixels", "prediction_picture", "save_picture"]
+
+#: Longest side (px) of a saved overlay; larger pictures are scaled down.
+MAX_SIDE = 4096
+
+
+def display_pixels(image: NDArray[Any] | None) -> NDArray[Any] | None:
+    """A 2D plane ``(H, W[, C])`` in a layout :func:`render_overlay` draws.
+
+    Gray, RGB and RGBA pass unchanged; other channel counts show their first channel.
+    """
+    if image is None:
+        return None
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[-1] not in (1, 3, 4):
+        return array[..., 0]
+    return array
+
+
+def prediction_picture(
+    image: NDArray[Any] | None,
+    planes: Mapping[int | None, NDArray[Any]],
+    *,
+    title: str,
+    colors: Sequence[Sequence[int]],
+    names: Sequence[str],
+    depth: int | None = None,
+) -> Image.Image:
+    """The overlay of one prediction, with a legend and a title.
+
+    Args:
+        image: the input pixels, channels last: ``(H, W[, C])`` for images, ``(Z, H, W[, C])``
+            for volumes (only the slices in ``planes`` are read), or None (grey background).
+        planes: predicted class maps ``(H, W)``: ``{None: labels}`` for an image,
+            ``{z: labels of slice z}`` for a volume.
+        title: the caption (usually the image name).
+        colors: RGB per class index, background first.
+        names: class names by index.
+        depth: slices of the volume (for the captions).
+    """
+    if None in planes:
+        body = enlarge(
+            render_overlay(display_pixels(image), planes[None], None, colors=colors, names=names)
+        )
+        return caption(with_legend(body, colors, names), title)
+    shown = sorted(z for z in planes if z is not None)
+    slices = {z: None if image is None else display_pixels(np.asarray(image[z])) for z in shown}
+    value_range = None
+    if image is not None and np.asarray(image[shown[0]]).dtype != np.uint8:
+        value_range = display_range(np.stack([s for s in slices.values() if s is not None]))
+    pictures = [
+        enlarge(
+            render_overlay(
+                slices[z], planes[z], None, colors=colors, names=names, value_range=value_range
+            )
+        )
+        for z in shown
+    ]
+    total = depth if depth is not None else max(shown) + 1
+    body = grid(
+        pictures, captions=[f"z = {z} / {total}" for z in shown], columns=min(4, len(shown))
+    )
+    return caption(with_legend(body, colors, names), f"{title}  (volume, {total} slices)")
+
+
+def save_picture(picture: Image.Image, path: Path) -> None:
+    """Save ``picture`` as PNG, scaled down to :data:`MAX_SIDE` px on its longest side."""
+    if max(picture.size) > MAX_SIDE:
+        scale = MAX_SIDE / max(picture.size)
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        picture = picture.resize(size, Image.Resampling.LANCZOS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path, format="PNG")

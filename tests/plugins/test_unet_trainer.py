@@ -1,0 +1,70 @@
+"""``prep train unet`` end to end on a tiny store: split, train, resume, predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from microprep.cli.main import main
+from microprep.training.rundir import RunDir
+from training.helpers import learnable_store
+
+FAST = [
+    "--device", "cpu", "--batch-size", "4", "--window", "32", "--workers", "0",
+    "--set", "model.depth=2", "--set", "model.base_filters=4", "--set", "threads=1",
+    "--set", "data.geometry=flip,rot90", "--set", "data.noise=gaussian", "-q",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = learnable_store(tmp_path_factory.mktemp("unet") / "d.zarr", count=4, size=48)
+    assert main(["split", str(path), "--val", "0.25", "--test", "0", "--by", "image"]) == 0
+    return path
+
+
+def test_the_unet_trainer_is_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--list"]) == 0
+    assert "unet" in capsys.readouterr().out
+
+
+def test_train_predict_on_a_tiny_store(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    code = main(["train", "unet", str(store), "--out", str(run), "--epochs", "3", "--lr", "0.01",
+                 *FAST])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rows = RunDir.open(run).read_metrics()
+    assert len(rows) == 3 and {"val_iou_macro", "val_f1_macro", "val_iou_micro"} <= set(rows[0])
+    assert 0.0 <= float(rows[-1]["val_iou_macro"]) <= 1.0
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["model"]["depth"] == 2 and config["loss"]["class_weights"] == "inverse_sqrt"
+    pred = tmp_path / "pred.zarr"
+    code = main(["predict", str(run), str(store), "--out", str(pred), "--device", "cpu", "-q"])
+    assert code == 0, capsys.readouterr().err
+    tree = xr.open_datatree(pred, engine="zarr")
+    labels = tree["img0.png"]["labels"].values
+    assert labels.shape == (48, 48) and labels.max() < 3
+    assert any(pred.parent.glob("pred*overlays*/*.png"))
+
+
+def test_missing_splits_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = learnable_store(tmp_path / "nosplit.zarr", count=2, size=32)
+    code = main(["train", "unet", str(path), "--out", str(tmp_path / "r"), *FAST])
+    assert code == 2 and "prep split" in capsys.readouterr().err
+
+
+def test_window_not_a_multiple_of_the_depth_is_refused(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", "unet", str(store), "--out", str(tmp_path / "r"), *FAST,
+                 "--set", "model.depth=4", "--set", "data.window=36"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "36" in err and "Traceback" not in err
