@@ -63,7 +63,7 @@ def set_epoch(loader: DataLoader[Any] | None, epoch: int) -> None:
     """Tell the loader's sampler and dataset which epoch starts (shuffling, augmentation)."""
     if loader is None:
         return
-    for obj in (loader.sampler, loader.dataset):
+    for obj in (getattr(loader, "sampler", None), getattr(loader, "dataset", None)):
         hook = getattr(obj, "set_epoch", None)
         if callable(hook):
             hook(epoch)
