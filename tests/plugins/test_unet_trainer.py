@@ -50,6 +50,11 @@ def test_train_predict_on_a_tiny_store(
     labels = tree["img0.png"]["labels"].values
     assert labels.shape == (48, 48) and labels.max() < 3
     assert any(pred.parent.glob("pred*overlays*/*.png"))
+    scores = tmp_path / "scores.json"
+    code = main(["evaluate", str(pred), str(store), "--split", "val", "--json", str(scores)])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(scores.read_text())
+    assert 0.0 <= report["macro"]["iou"] <= 1.0 and "bright" in report["per_class"]
 
 
 def test_missing_splits_file_is_a_clear_error(
