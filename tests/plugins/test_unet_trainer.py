@@ -10,7 +10,7 @@ import xarray as xr
 
 from microprep.cli.main import main
 from microprep.training.rundir import RunDir
-from training.helpers import learnable_store
+from training.helpers import learnable_store, learnable_volume
 
 FAST = [
     "--device", "cpu", "--batch-size", "4", "--window", "32", "--workers", "0",
@@ -73,3 +73,23 @@ def test_window_not_a_multiple_of_the_depth_is_refused(
     assert code == 2
     err = capsys.readouterr().err
     assert "36" in err and "Traceback" not in err
+
+
+def test_3d_unet_trains_and_predicts_a_volume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = learnable_volume(tmp_path / "v.zarr")
+    run, pred = tmp_path / "run3d", tmp_path / "pred3d.zarr"
+    code = main([
+        "train", "unet", str(store), "--out", str(run), "--epochs", "2", "--device", "cpu",
+        "--batch-size", "2", "--window", "8", "--workers", "0", "-q",
+        "--set", "model.depth=2", "--set", "model.base_filters=4", "--set", "data.stride=4",
+        "--set", "data.train_split=null", "--set", "data.val_split=null",
+    ])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    summary = RunDir.open(run).read_summary()
+    assert summary["monitor"] == "train_loss" and summary["epochs_run"] == 2
+    code = main(["predict", str(run), str(store), "--out", str(pred), "--device", "cpu", "-q"])
+    assert code == 0, capsys.readouterr().err
+    labels = xr.open_datatree(pred, engine="zarr")["vol"]["labels"]
+    assert labels.dims == ("z", "y", "x") and labels.shape == (16, 16, 16)

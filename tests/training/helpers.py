@@ -55,3 +55,18 @@ def install_plugin(target: Path) -> Path:
         capture_output=True,
     )
     return target
+
+
+def learnable_volume(path: Path, *, depth: int = 16, size: int = 16, seed: int = 0) -> Path:
+    """One ``(depth, size, size)`` volume with a bright cube (class 1) and a dark one (2)."""
+    rng = np.random.default_rng(seed)
+    lm = LabelMap((LabelSpec("bright"), LabelSpec("dark")))
+    labels = np.zeros((depth, size, size), np.uint8)
+    labels[2:8, 2:8, 2:8] = 1
+    labels[8:14, 8:14, 8:14] = 2
+    image = np.where(labels == 1, 200, np.where(labels == 2, 40, 120)).astype(np.float64)
+    image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+    infos = tuple(ImageInfo(f"slice{k:02d}.png", size, size) for k in range(depth))
+    with ZarrSink(path, lm, provenance={"source": "synthetic", "sha256": None}) as sink:
+        sink.add(Targets("vol", infos, labels, Instances.empty(labels.shape), 3), image)
+    return path
