@@ -218,9 +218,9 @@ class Shape:
             return (math.nan, math.nan, math.nan, math.nan)
         if self.kind == "ellipse":
             (cx, cy), (rx, ry) = p
-            t = math.radians(self.rotation)
-            hw = math.hypot(rx * math.cos(t), ry * math.sin(t))
-            hh = math.hypot(rx * math.sin(t), ry * math.cos(t))
+            c, s = cos_sin(self.rotation)
+            hw = math.hypot(rx * c, ry * s)
+            hh = math.hypot(rx * s, ry * c)
             return (cx - hw, cy - hh, cx + hw, cy + hh)
         if self.kind == "box" and self.rotation % 360.0 != 0.0:
             p = box_corners(p, self.rotation)
@@ -232,6 +232,23 @@ class Shape:
         )
 
 
+def cos_sin(degrees: float) -> tuple[float, float]:
+    """``(cos, sin)`` of an angle in degrees, exact for multiples of 90 degrees (so a box
+    turned by 180 degrees has exactly the corners of the unturned box, not corners off by
+    1e-16 that move pixel centres lying on an edge to the other side).
+
+    Example:
+        >>> cos_sin(180.0), cos_sin(-90.0)
+        ((-1.0, 0.0), (0.0, -1.0))
+    """
+    turn = float(degrees) % 360.0
+    exact = {0.0: (1.0, 0.0), 90.0: (0.0, 1.0), 180.0: (-1.0, 0.0), 270.0: (0.0, -1.0)}
+    if turn in exact:
+        return exact[turn]
+    t = math.radians(degrees)
+    return math.cos(t), math.sin(t)
+
+
 def box_corners(points: NDArray[np.float64], rotation: float) -> NDArray[np.float64]:
     """The 4 corners (x, y) of a box ``[[x1, y1], [x2, y2]]`` rotated by ``rotation`` degrees.
 
@@ -240,8 +257,7 @@ def box_corners(points: NDArray[np.float64], rotation: float) -> NDArray[np.floa
     (x1, y1), (x2, y2) = points
     cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
     corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], dtype=np.float64)
-    t = math.radians(rotation)
-    c, s = math.cos(t), math.sin(t)
+    c, s = cos_sin(rotation)
     d = corners - (cx, cy)
     return np.column_stack((cx + c * d[:, 0] - s * d[:, 1], cy + s * d[:, 0] + c * d[:, 1]))
 

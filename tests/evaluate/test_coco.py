@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from pycocotools import mask as coco_mask
 
 import microprep.evaluate.coco as coco_module
+import microprep.evaluate.coco_truth as coco_truth_module
 from microprep.errors import UsageError
 from microprep.evaluate.coco import coco_ground_truth, evaluate_instances, region_file_name
 from microprep.model import ImageInfo, LabelMap, LabelSpec
@@ -263,5 +264,6 @@ def test_bad_requests(store: Path) -> None:
         evaluate_instances(records, store, split="val")
 
 
-def test_docstring_examples() -> None:
-    assert doctest.testmod(coco_module, optionflags=doctest.ELLIPSIS).failed == 0
+@pytest.mark.parametrize("module", [coco_module, coco_truth_module])
+def test_docstring_examples(module: object) -> None:
+    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]

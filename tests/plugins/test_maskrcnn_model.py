@@ -141,7 +141,7 @@ def test_local_weights_round_trip(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     state = {f"module.{k}": v for k, v in source.state_dict().items()}
     torch.save({"epoch": 3, "model": state}, path)
     torch.manual_seed(2)
-    with caplog.at_level(logging.INFO, logger="microprep_maskrcnn.model"):
+    with caplog.at_level(logging.INFO, logger="microprep_maskrcnn"):
         target = build_model(num_classes=5, min_size=SIZE, weights=path)
     skipped = {
         r.getMessage().split(": skipped ")[1].split(":")[0]

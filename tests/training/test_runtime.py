@@ -74,3 +74,15 @@ def test_scheduler_steps_the_optimizer_lr() -> None:
         seen.append(opt.param_groups[0]["lr"])
     assert seen[-1] == pytest.approx(0.0, abs=1e-12) and seen[0] < 0.1
     assert seen == sorted(seen, reverse=True)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_with_and_without_momentum(momentum: float) -> None:
+    params = [torch.nn.Parameter(torch.ones(1))]
+    cfg = {"optimizer": "sgd", "lr": 0.1, "weight_decay": 0.0, "momentum": momentum}
+    opt = make_optimizer(params, cfg)
+    params[0].grad = torch.ones(1)
+    opt.step()
+    # Nesterov: p - lr * (g + momentum * g) on the first step
+    assert params[0].item() == pytest.approx(1 - 0.1 * (1 + momentum))
+    assert opt.param_groups[0]["nesterov"] is (momentum > 0)

@@ -25,7 +25,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from microprep.model import Shape, box_corners
+from microprep.model import Shape, box_corners, cos_sin
 from microprep.targets.types import Raster
 
 #: Default width of polylines, in pixels (dislocation lines are a few pixels wide).
@@ -147,8 +147,7 @@ def _ellipse(shape: Shape, height: int, width: int) -> Raster:
     if grid is None:
         return _empty()
     r0, c0, ys, xs = grid
-    t = math.radians(shape.rotation)
-    c, s = math.cos(t), math.sin(t)
+    c, s = cos_sin(shape.rotation)
     dx, dy = xs - cx, ys - cy
     u = (c * dx + s * dy) / rx
     v = (c * dy - s * dx) / ry

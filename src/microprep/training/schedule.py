@@ -29,7 +29,11 @@ def make_optimizer(params: Iterable[Any], config: Mapping[str, Any]) -> torch.op
     name, lr, wd = config["optimizer"], float(config["lr"]), float(config["weight_decay"])
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=lr, momentum=float(config["momentum"]), weight_decay=wd, nesterov=True
+            params,
+            lr=lr,
+            momentum=float(config["momentum"]),
+            weight_decay=wd,
+            nesterov=float(config["momentum"]) > 0,
         )
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)

@@ -2,8 +2,9 @@
 
 :func:`build_model` never downloads anything: torchvision's pretrained weights are not asked
 for (``weights=None``, ``weights_backbone=None``); starting weights come from a *local* file
-(:func:`load_local_weights`), for example a COCO-pretrained Mask R-CNN or an ImageNet ResNet-50
-saved beforehand on a machine with network access.
+(:func:`~microprep_maskrcnn.weights.load_local_weights`, re-exported here), for example a
+COCO-pretrained Mask R-CNN or an ImageNet ResNet-50 saved beforehand on a machine with network
+access.
 
 **Input.** A list of ``(C, h, w)`` float32 tensors with values in about ``[0, 1]`` (the training
 data is normalised to that range before it reaches the model). ``C`` is ``in_channels``:
@@ -31,8 +32,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +57,7 @@ from torchvision.models.detection.transform import (  # type: ignore[import-unty
 from torchvision.ops import misc as misc_nn_ops  # type: ignore[import-untyped]
 
 from microprep.errors import UsageError
+from microprep_maskrcnn.weights import LoadReport, WeightsError, load_local_weights
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +79,6 @@ VARIANTS: tuple[str, str] = ("v1", "v2")
 #: Normalisation applied after gray input is repeated to RGB: the backbones' pretraining values.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-#: Keys of the class-specific output layers (their shape depends on the number of classes).
-PREDICTOR_PREFIXES = ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")
-#: Keys under which a checkpoint file may nest the model's state dict.
-_NESTED_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
-
-
-class WeightsError(UsageError):
-    """A local weights file that is missing, unreadable, or holds nothing this model can use."""
 
 
 class ChannelTransform(GeneralizedRCNNTransform):  # type: ignore[misc]
@@ -122,6 +115,7 @@ def build_model(
     weights: str | Path | None = None,
     trainable_backbone_layers: int = 3,
     box_detections_per_img: int = 100,
+    frozen_batch_norm: bool | None = None,
     image_mean: Sequence[float] | None = None,
     image_std: Sequence[float] | None = None,
     **options: Any,
@@ -136,13 +130,17 @@ def build_model(
             shorter side of the training crop so crops are not rescaled.
         max_size: the cap (px) of the longer side (default ``min_size``); pass the longer side
             of the crop.
-        weights: a local weights file (see :func:`load_local_weights`), or None to start from
-            random weights. With weights, ``v1`` uses frozen batch norm in the backbone (as
-            torchvision does for pretrained backbones) and only the last
+        weights: a local weights file (see :mod:`microprep_maskrcnn.weights`), or None to
+            start from random weights. With weights, ``v1`` uses frozen batch norm in the
+            backbone (as torchvision does for pretrained backbones) and only the last
             ``trainable_backbone_layers`` ResNet stages train; without weights every layer
             trains and ``trainable_backbone_layers`` is ignored.
         trainable_backbone_layers: 0..5, used with ``weights`` only.
         box_detections_per_img: at most this many detections per image (eval mode).
+        frozen_batch_norm: ``v1`` only: frozen batch norm in the backbone (True) or ordinary
+            batch norm (False); None: frozen exactly when ``weights`` are given. Pass the value
+            a trained model was built with to rebuild it without its starting weights file
+            (its state dict has the same entries then).
         image_mean: per-channel normalisation mean (3 values; default :data:`IMAGENET_MEAN`).
         image_std: per-channel normalisation std (3 values; default :data:`IMAGENET_STD`).
         options: further keyword arguments of ``torchvision.models.detection.MaskRCNN``
@@ -154,7 +152,7 @@ def build_model(
     Raises:
         UsageError: an unknown variant, ``num_classes < 2``, ``in_channels`` other than 1 or 3,
             non-positive sizes or ``trainable_backbone_layers`` outside 0..5.
-        WeightsError: see :func:`load_local_weights`.
+        WeightsError: see :func:`~microprep_maskrcnn.weights.load_local_weights`.
 
     Example:
         >>> m = build_model(num_classes=2, min_size=64, weights=None)  # doctest: +SKIP
@@ -178,6 +176,7 @@ def build_model(
     mean = _three("image_mean", image_mean, IMAGENET_MEAN)
     std = _three("image_std", image_std, IMAGENET_STD)
     pretrained = weights is not None
+    frozen = pretrained if frozen_batch_norm is None else bool(frozen_batch_norm)
     trainable = trainable_backbone_layers if pretrained else 5
     kwargs: dict[str, Any] = {
         "min_size": min_size,
@@ -188,7 +187,7 @@ def build_model(
         **options,
     }
     if variant == "v1":
-        norm = misc_nn_ops.FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
+        norm = misc_nn_ops.FrozenBatchNorm2d if frozen else nn.BatchNorm2d
         backbone = _resnet_fpn_extractor(resnet50(weights=None, norm_layer=norm), trainable)
         model = MaskRCNN(backbone, num_classes=num_classes, **kwargs)
     else:
@@ -238,149 +237,6 @@ def _three(name: str, values: Sequence[float] | None, default: tuple[float, ...]
     if len(out) != 3:
         raise UsageError(f"{name} needs 3 values (one per RGB channel), got {len(out)}")
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class LoadReport:
-    """What :func:`load_local_weights` did with a weights file.
-
-    ``kind``: ``"maskrcnn"`` (a whole Mask R-CNN state dict) or ``"backbone"`` (a ResNet-50).
-    ``loaded``: model keys filled from the file. ``skipped``: ``(key, file shape, model
-    shape)`` of entries whose shape does not fit (the class-specific predictor layers of a
-    model trained on other classes). ``missing``: model keys the file does not have (for a
-    backbone file, only backbone keys are counted). ``unexpected``: file keys the model lacks.
-    """
-
-    path: Path
-    kind: str
-    loaded: tuple[str, ...]
-    skipped: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
-    missing: tuple[str, ...]
-    unexpected: tuple[str, ...]
-
-    def summary(self) -> str:
-        """One line: counts of loaded, skipped, missing and unexpected entries."""
-        return (
-            f"{self.path}: {self.kind} weights, {len(self.loaded)} tensors loaded, "
-            f"{len(self.skipped)} skipped (shape), {len(self.missing)} missing, "
-            f"{len(self.unexpected)} unused"
-        )
-
-
-def load_local_weights(model: nn.Module, path: str | Path) -> LoadReport:
-    """Load a local weights file into ``model`` wherever names and shapes match.
-
-    The file is read with ``torch.load(weights_only=True)`` (no code runs) onto the CPU. It
-    may hold:
-
-    * a Mask R-CNN state dict (for example torchvision's COCO-pretrained one, 91 classes), or
-      a checkpoint that nests one under ``"model"`` / ``"state_dict"`` / ``"model_state_dict"``;
-      a ``module.`` prefix (DataParallel) is removed. Entries whose shape differs, such as the
-      class-specific box and mask predictors of another class count, are skipped;
-    * a ResNet-50 state dict (``conv1.weight``, ``layer1.0...``): loaded into the backbone,
-      its ``fc`` classifier ignored.
-
-    What was skipped is logged (INFO), entries the model expects but the file lacks too.
-
-    Raises:
-        WeightsError: the file is missing, a folder, unreadable as a weights-only torch file,
-            holds no state dict, or nothing in it fits the model.
-
-    Example:
-        >>> torch.save(model.state_dict(), "w.pt")  # doctest: +SKIP
-        >>> new = build_model(num_classes=5, min_size=64)  # doctest: +SKIP
-        >>> [key for key, *_ in load_local_weights(new, "w.pt").skipped][:1]  # doctest: +SKIP
-        ['roi_heads.box_predictor.cls_score.weight']
-    """
-    path = Path(path)
-    if not path.exists():
-        raise WeightsError(f"{path}: weights file not found")
-    if path.is_dir():
-        raise WeightsError(f"{path}: is a folder, not a weights file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many kinds for a damaged or foreign file
-        raise WeightsError(
-            f"{path}: cannot be read as a torch weights file (weights only): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    state = _state_dict(data, path)
-    own = model.state_dict()
-    kind, state = _classify(state, path)
-    loadable: dict[str, torch.Tensor] = {}
-    skipped: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
-    unexpected: list[str] = []
-    for key, tensor in state.items():
-        if key not in own:
-            if not key.endswith("num_batches_tracked"):
-                unexpected.append(key)
-        elif tuple(tensor.shape) != tuple(own[key].shape):
-            skipped.append((key, tuple(tensor.shape), tuple(own[key].shape)))
-        else:
-            loadable[key] = tensor
-    scope = "backbone.body." if kind == "backbone" else ""
-    missing = [
-        key
-        for key in own
-        if key.startswith(scope) and key not in state and not key.endswith("num_batches_tracked")
-    ]
-    if not loadable:
-        raise WeightsError(
-            f"{path}: none of its {len(state)} tensors fits this model (a different "
-            "architecture or variant?)"
-        )
-    model.load_state_dict(loadable, strict=False)
-    report = LoadReport(
-        path=path,
-        kind=kind,
-        loaded=tuple(loadable),
-        skipped=tuple(skipped),
-        missing=tuple(missing),
-        unexpected=tuple(unexpected),
-    )
-    logger.info("%s", report.summary())
-    for key, have, want in skipped:
-        logger.info("%s: skipped %s: shape %s in the file, %s in the model", path, key, have, want)
-    other = [k for k in missing if not k.startswith(PREDICTOR_PREFIXES)]
-    if other:
-        logger.warning(
-            "%s: %d model tensors are not in the file and keep their initial values (first: %s)",
-            path,
-            len(other),
-            ", ".join(other[:3]),
-        )
-    return report
-
-
-def _state_dict(data: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a state dict, possibly nested in a checkpoint; ``module.`` removed."""
-    for _depth in range(3):
-        if not isinstance(data, Mapping):
-            break
-        tensors = {str(k): v for k, v in data.items() if isinstance(k, str) and torch.is_tensor(v)}
-        if tensors:
-            return {k.removeprefix("module."): v for k, v in tensors.items()}
-        nested = next((data[k] for k in _NESTED_KEYS if isinstance(data.get(k), Mapping)), None)
-        if nested is None:
-            break
-        data = nested
-    raise WeightsError(
-        f"{path}: holds no state dict (expected a mapping of names to tensors, or a checkpoint "
-        f"with one under {', '.join(map(repr, _NESTED_KEYS))})"
-    )
-
-
-def _classify(state: dict[str, torch.Tensor], path: Path) -> tuple[str, dict[str, torch.Tensor]]:
-    """``("maskrcnn", state)`` or ``("backbone", state with keys moved into the backbone)``."""
-    if any(k.startswith(("backbone.", "roi_heads.", "rpn.")) for k in state):
-        return "maskrcnn", state
-    if "conv1.weight" in state and any(k.startswith("layer1.") for k in state):
-        moved = {f"backbone.body.{k}": v for k, v in state.items() if not k.startswith("fc.")}
-        return "backbone", moved
-    first = ", ".join(list(state)[:3])
-    raise WeightsError(
-        f"{path}: neither a Mask R-CNN nor a ResNet-50 state dict (first keys: {first})"
-    )
 
 
 def detector_forward(

@@ -24,16 +24,21 @@ import torch
 import zarr
 from numpy.typing import NDArray
 
-from microprep.augment import AugmentConfig, parse_geometry, parse_noise
 from microprep.data import SegmentationDataset
 from microprep.data.loader import make_loader
 from microprep.data.normalize import apply_scale, image_scale
 from microprep.errors import UsageError
 from microprep.metrics.semantic import SegmentationScores, confusion_matrix
 from microprep.schemas import load_schema
-from microprep.splits import Region, default_splits_path, load_splits
+from microprep.splits import Region, load_splits
 from microprep.store_read import open_dataset
 from microprep.training.checkpoint import BEST, load_checkpoint, load_latest
+from microprep.training.datasets import (
+    augment_config,
+    splits_file,
+    train_and_val,
+    train_stride,
+)
 from microprep.training.job import PredictRequest, TrainJob
 from microprep.training.loop import Runtime, fit, prepare
 from microprep.training.runtime import Precision, choose_device
@@ -44,26 +49,6 @@ logger = logging.getLogger(__name__)
 
 #: Pixels read per region when counting class frequencies (a strided subsample beyond this).
 _COUNT_BUDGET = 16_000_000
-
-
-def _augment(data: dict[str, Any]) -> AugmentConfig | None:
-    noise = parse_noise(data["noise"]) if data.get("noise") else ()
-    geometry = parse_geometry(data["geometry"]) if data.get("geometry") else ()
-    if not noise and not geometry:
-        return None
-    return AugmentConfig(noise=noise, geometry=geometry)
-
-
-def _splits_file(job_dataset: Path, data: dict[str, Any]) -> Path | None:
-    if data["train_split"] is None and data["val_split"] is None:
-        return None
-    path = Path(data["splits"]) if data["splits"] else default_splits_path(job_dataset)
-    if not path.is_file():
-        raise UsageError(
-            f"{path}: no splits file; run `prep split {job_dataset}` first, or set "
-            "data.train_split and data.val_split to null to train on the whole store"
-        )
-    return path
 
 
 def class_counts(store: Path, splits_path: Path | None, split: str | None, k: int) -> NDArray[Any]:
@@ -97,11 +82,7 @@ def _dataset(
 ) -> SegmentationDataset:
     data = job.config["data"]
     window = data["window"]
-    stride = data["stride"] if train else data["val_stride"]
-    if train and stride is None:
-        stride = (
-            [max(1, w // 2) for w in window] if isinstance(window, list) else max(1, window // 2)
-        )
+    stride = train_stride(window, data["stride"]) if train else data["val_stride"]
     return SegmentationDataset(
         job.dataset,
         split=split,
@@ -109,7 +90,7 @@ def _dataset(
         window=window,
         stride=stride,
         target=data["target"],
-        augment=_augment(data) if train else None,
+        augment=augment_config(data) if train else None,
         seed=int(job.config["seed"]),
         normalization=data["normalization"],
         min_foreground=float(data["min_foreground"]) if train else 0.0,
@@ -157,12 +138,9 @@ class UNetTrainer:
         """Train on the store's train split, validate on its val split (see the module doc)."""
         cfg, data = job.config, job.config["data"]
         runtime: Runtime = prepare(job)
-        splits = _splits_file(job.dataset, data)
-        train_set = _dataset(job, data["train_split"], train=True, splits=splits)
-        val_set = (
-            _dataset(job, data["val_split"], train=False, splits=splits)
-            if data["val_split"] is not None
-            else None
+        splits = splits_file(job.dataset, data)
+        train_set, val_set = train_and_val(
+            data, lambda split, train: _dataset(job, split, train=train, splits=splits)
         )
         k, dims = train_set.num_classes, train_set.ndim
         model = build_network(cfg, in_channels=train_set.in_channels, num_classes=k, dims=dims)

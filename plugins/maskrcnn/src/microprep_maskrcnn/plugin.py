@@ -1,0 +1,258 @@
+"""The ``maskrcnn`` trainer: :class:`MaskRCNNTrainer` (entry point ``microprep.trainers``).
+
+``fit`` builds :class:`~microprep.data.InstanceDataset` loaders over the store's ``train`` and
+``val`` splits (2D stores only), a torchvision Mask R-CNN
+(:func:`~microprep_maskrcnn.model.build_model`: ``num_classes`` = the store's classes with
+background, ``in_channels`` from the images, sizes = the training window so crops are never
+resized, starting weights from a local file or none), and hands them to the shared loop
+(:func:`microprep.training.loop.fit`: checkpoints, resume, AMP, early stopping, curves,
+torchrun). A training step sums torchvision's five losses; validation is COCO AP of boxes and
+masks on the validation windows (:mod:`microprep_maskrcnn.validation`).
+
+``predict`` (:mod:`microprep_maskrcnn.prediction`) rebuilds the network from the checkpoint and
+predicts every input tile by tile, merging objects across tile seams.
+
+Configuration keys: ``schemas/maskrcnn-config.schema.json`` and ``docs/maskrcnn.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.models.detection import MaskRCNN  # type: ignore[import-untyped]
+
+from microprep.data import InstanceDataset, collate_instances
+from microprep.data.loader import make_loader
+from microprep.schemas import load_schema
+from microprep.training.datasets import (
+    augment_config,
+    splits_file,
+    train_and_val,
+    train_stride,
+)
+from microprep.training.job import PredictRequest, TrainJob
+from microprep.training.loop import Runtime, fit, prepare
+from microprep.training.runtime import Precision
+from microprep_maskrcnn.model import build_model
+from microprep_maskrcnn.validation import evaluate_detector
+from microprep_maskrcnn.weights import WeightsError
+
+__all__ = ["MaskRCNNTrainer", "build_network", "model_sizes", "train_step"]
+
+logger = logging.getLogger(__name__)
+
+
+def model_sizes(
+    window: Sequence[int], *, min_size: int | None = None, max_size: int | None = None
+) -> tuple[int, int]:
+    """The ``(min_size, max_size)`` the model resizes crops of ``window`` ``(h, w)`` px to.
+
+    ``min_size`` None: the shorter side of the window (no resizing). ``max_size`` None: the
+    longer side, scaled like the shorter one.
+
+    Example:
+        >>> model_sizes((128, 192)), model_sizes((128, 192), min_size=256)
+        ((128, 192), (256, 384))
+    """
+    short, long = min(window), max(window)
+    lo = short if min_size is None else int(min_size)
+    hi = round(long * lo / short) if max_size is None else int(max_size)
+    return lo, hi
+
+
+def build_network(
+    config: Mapping[str, Any],
+    *,
+    num_classes: int,
+    in_channels: int,
+    sizes: tuple[int, int],
+    weights: str | Path | None = None,
+    frozen_batch_norm: bool | None = None,
+    score_threshold: float | None = None,
+) -> MaskRCNN:
+    """The Mask R-CNN that ``config["model"]`` describes (see the schema), at ``sizes``.
+
+    ``score_threshold`` (default ``config["score_threshold"]``) is torchvision's
+    ``box_score_thresh``: eval-mode detections scoring below it are never made.
+    """
+    m = config["model"]
+    threshold = config["score_threshold"] if score_threshold is None else score_threshold
+    return build_model(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        variant=str(m["variant"]),
+        min_size=sizes[0],
+        max_size=sizes[1],
+        weights=weights,
+        trainable_backbone_layers=int(m["trainable_backbone_layers"]),
+        box_detections_per_img=int(m["box_detections_per_img"]),
+        frozen_batch_norm=frozen_batch_norm,
+        box_score_thresh=float(threshold),
+        rpn_pre_nms_top_n_train=int(m["rpn_pre_nms_top_n_train"]),
+        rpn_post_nms_top_n_train=int(m["rpn_post_nms_top_n_train"]),
+        rpn_pre_nms_top_n_test=int(m["rpn_pre_nms_top_n_test"]),
+        rpn_post_nms_top_n_test=int(m["rpn_post_nms_top_n_test"]),
+        box_batch_size_per_image=int(m["box_batch_size_per_image"]),
+    )
+
+
+def train_step(net: torch.nn.Module, batch: Any, device: torch.device) -> Any:
+    """One training forward: ``(images, targets)`` -> (sum of the losses, each loss)."""
+    images, targets = batch
+    images = [image.to(device, non_blocking=True) for image in images]
+    targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+    losses = net(images, targets)
+    total = sum(losses.values())
+    return total, {name: float(value.detach()) for name, value in losses.items()}
+
+
+def _weights(config: Mapping[str, Any]) -> Path | None:
+    """``model.weights`` as a path, checked before anything is built (never downloaded)."""
+    value = config["model"]["weights"]
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "not found"
+        raise WeightsError(
+            f"model.weights: {path}: {what}; give a local weights file (a Mask R-CNN or "
+            "ResNet-50 state dict; nothing is downloaded), or null for random weights"
+        )
+    return path
+
+
+def _dataset(
+    job: TrainJob, split: str | None, *, train: bool, splits: Path | None
+) -> InstanceDataset:
+    data = job.config["data"]
+    window = data["window"]
+    stride = train_stride(window, data["stride"]) if train else data["val_stride"]
+    return InstanceDataset(
+        job.dataset,
+        split=split,
+        splits=splits,
+        window=window,
+        stride=stride,
+        augment=augment_config(data) if train else None,
+        seed=int(job.config["seed"]),
+        normalization=data["normalization"],
+        min_visible=float(data["min_visible"]),
+        min_area=int(data["min_area"]),
+    )
+
+
+class MaskRCNNTrainer:
+    """Mask R-CNN (torchvision ResNet-50 FPN) for instance segmentation of 2D images."""
+
+    name = "maskrcnn"
+    summary = "Mask R-CNN ResNet-50 FPN (v1/v2), instance segmentation of 2D images, COCO AP"
+
+    def config_schema(self) -> dict[str, Any]:
+        """The trainer's own keys (``schemas/maskrcnn-config.schema.json``)."""
+        return load_schema("maskrcnn-config.schema.json")
+
+    def fit(self, job: TrainJob) -> dict[str, Any]:
+        """Train on the store's train split, validate on its val split (see the module doc)."""
+        cfg, data = job.config, job.config["data"]
+        runtime: Runtime = prepare(job)
+        weights = _weights(cfg)
+        splits = splits_file(job.dataset, data)
+        if float(data.get("min_foreground") or 0) > 0:
+            logger.warning("data.min_foreground is not used by maskrcnn: empty windows are kept")
+        train_set, val_set = train_and_val(
+            data, lambda split, train: _dataset(job, split, train=train, splits=splits)
+        )
+        window = tuple(int(w) for w in train_set.window)
+        m = cfg["model"]
+        sizes = model_sizes(window, min_size=m["min_size"], max_size=m["max_size"])
+        classes = list(train_set.classes)
+        model = build_network(
+            cfg,
+            num_classes=len(classes),
+            in_channels=train_set.in_channels,
+            sizes=sizes,
+            weights=weights,
+        )
+        batch_size, workers = int(cfg["batch_size"]), int(data["workers"])
+        train_loader = make_loader(
+            train_set,
+            batch_size=batch_size,
+            shuffle=True,
+            seed=int(cfg["seed"]),
+            workers=workers,
+            drop_last=len(train_set) > batch_size,
+            collate_fn=collate_instances,
+            distributed=job.dist.distributed,
+            pin_memory=runtime.device.type == "cuda",
+        )
+        val_loader = (
+            make_loader(
+                val_set,
+                batch_size=batch_size,
+                shuffle=False,
+                seed=0,
+                workers=workers,
+                collate_fn=collate_instances,
+            )
+            if val_set is not None
+            else None
+        )
+        max_detections = max(100, int(m["box_detections_per_img"]))
+
+        def evaluate(
+            net: torch.nn.Module, loader: Any, device: torch.device, precision: Precision
+        ) -> dict[str, float]:
+            return evaluate_detector(
+                net,
+                loader,
+                device,
+                precision,
+                classes=classes,
+                score_threshold=float(cfg["score_threshold"]),
+                max_detections=max_detections,
+            )
+
+        logger.info(
+            "Mask R-CNN %s: %d classes, %d channel(s), window %s, model sizes %s, %s",
+            m["variant"],
+            len(classes),
+            train_set.in_channels,
+            window,
+            sizes,
+            f"weights {weights}" if weights else "random weights",
+        )
+        monitor = cfg["monitor"]
+        extra = {
+            "classes": classes,
+            "in_channels": train_set.in_channels,
+            "window": list(window),
+            "normalization": data["normalization"],
+            "variant": m["variant"],
+            "min_size": sizes[0],
+            "max_size": sizes[1],
+            "frozen_batch_norm": weights is not None,
+            "weights": None if weights is None else str(weights),
+        }
+        return fit(
+            job,
+            runtime,
+            model=model,
+            train_loader=train_loader,
+            val_loader=val_loader,
+            train_step=train_step,
+            evaluate=evaluate,
+            monitor=monitor,
+            mode="min" if monitor == "loss" else "max",
+            extra=extra,
+        )
+
+    def predict(self, request: PredictRequest) -> dict[str, Any]:
+        """Tiled instance prediction of ``request.source`` into ``request.out`` (zarr store,
+        COCO results, overlays); see :func:`microprep_maskrcnn.prediction.predict_run`."""
+        from microprep_maskrcnn.prediction import predict_run
+
+        return predict_run(request)
