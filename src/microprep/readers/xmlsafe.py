@@ -242,6 +242,83 @@ def _check_root(elem: etree._Element, *, root_tag: str, file: str) -> None:
         )
 
 
+class _WalkState:
+    """Depth, the last start tag and the checks run on every start tag."""
+
+    def __init__(self, *, root_tag: str, file: str, max_depth: int) -> None:
+        self.root_tag = root_tag
+        self.file = file
+        self.max_depth = max_depth
+        self.depth = 0
+        self.last: etree._Element | None = None
+
+    def start(self, elem: etree._Element) -> None:
+        """Account for a start tag; raise on a wrong root, XInclude or too deep nesting."""
+        self.depth += 1
+        self.last = elem
+        tag = elem.tag
+        if self.depth == 1:
+            _check_root(elem, root_tag=self.root_tag, file=self.file)
+        if isinstance(tag, str) and tag.startswith(_XINCLUDE_PREFIXES):
+            raise UnsafeInputError(
+                "XInclude elements are not allowed (they can read other files)",
+                file=self.file,
+                line=line_of(elem),
+            )
+        if self.depth > self.max_depth:
+            raise FormatError(
+                f"elements are nested deeper than {self.max_depth} levels",
+                file=self.file,
+                line=line_of(elem),
+                where=f"<{tag}>",
+            )
+
+    def end(self) -> None:
+        self.depth -= 1
+
+
+def _read(parser: etree.XMLPullParser) -> Iterator[tuple[str, Any]]:
+    # only "start" and "end" events are asked for, so every item is an element
+    return cast(Iterator[tuple[str, Any]], iter(parser.read_events()))
+
+
+def _pull_events(stream: BinaryIO, state: _WalkState) -> Iterator[tuple[str, Any]]:
+    """(event, element) pairs from a pull parser fed in chunks.
+
+    A pull parser is used rather than ``iterparse`` so that, when libxml2 stops on an error, the
+    start tags it read before the error can still be checked: libxml2 may parse a whole chunk
+    before it reports its own limit (depth 256, 10 MB attribute values), and our own checks
+    (depth, XInclude) and the "last element read" hint give the more useful message. Events
+    after an error only update ``state``; they are never handed to the caller.
+    """
+    parser = etree.XMLPullParser(
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    while True:
+        chunk = stream.read(_CHUNK)
+        try:
+            if chunk:
+                parser.feed(chunk)
+            else:
+                parser.close()
+        except etree.XMLSyntaxError:
+            for event, elem in _read(parser):
+                if event == "start":
+                    state.start(elem)
+                else:
+                    state.end()
+            raise
+        yield from _read(parser)
+        if not chunk:
+            return
+
+
 def iter_root_children(
     path: str | Path, *, root_tag: str, max_depth: int = MAX_DEPTH
 ) -> Iterator[etree._Element]:
@@ -270,45 +347,17 @@ def iter_root_children(
         raise InputError("is a folder, not a file", file=file) from exc
     except OSError as exc:
         raise InputError(f"cannot open file: {exc.strerror or exc}", file=file) from exc
-    last: etree._Element | None = None
+    state = _WalkState(root_tag=root_tag, file=file, max_depth=max_depth)
     with stream:
         try:
             check_prologue(stream, file=file)
             stream.seek(0)
-            events = etree.iterparse(
-                stream,
-                events=("start", "end"),
-                resolve_entities=False,
-                no_network=True,
-                load_dtd=False,
-                huge_tree=False,
-                remove_comments=True,
-                remove_pis=True,
-            )
-            depth = 0
-            for event, elem in events:
+            for event, elem in _pull_events(stream, state):
                 if event == "start":
-                    depth += 1
-                    last = elem
-                    tag = elem.tag
-                    if depth == 1:
-                        _check_root(elem, root_tag=root_tag, file=file)
-                    if isinstance(tag, str) and tag.startswith(_XINCLUDE_PREFIXES):
-                        raise UnsafeInputError(
-                            "XInclude elements are not allowed (they can read other files)",
-                            file=file,
-                            line=line_of(elem),
-                        )
-                    if depth > max_depth:
-                        raise FormatError(
-                            f"elements are nested deeper than {max_depth} levels",
-                            file=file,
-                            line=line_of(elem),
-                            where=f"<{tag}>",
-                        )
+                    state.start(elem)
                     continue
-                depth -= 1
-                if depth != 1:
+                state.end()
+                if state.depth != 1:
                     continue
                 yield elem
                 elem.clear(keep_tail=False)
@@ -317,6 +366,6 @@ def iter_root_children(
                     while elem.getprevious() is not None:
                         del parent[0]
         except etree.XMLSyntaxError as exc:
-            raise _syntax_error(exc, file, last) from exc
+            raise _syntax_error(exc, file, state.last) from exc
         except OSError as exc:
             raise InputError(f"cannot read file: {exc.strerror or exc}", file=file) from exc
