@@ -46,6 +46,8 @@ MICROGRAPH_NAMES: tuple[str, ...] = (
     "grid_2/mg 06.png",
 )
 MICROGRAPH_SIZE = 512
+#: Micrographs in the training set (``training/``).
+TRAINING_IMAGES = 36
 STACK_FRAMES = 32
 STACK_SIZE = 128
 
@@ -91,6 +93,37 @@ def generate_micrographs(out: Path, seeds: list[np.random.SeedSequence]) -> list
         labels=synth.MICROGRAPH_LABELS,
         task_name="micrographs",
         task_id=1,
+    )
+    return [shape for image in images for shape in image.shapes]
+
+
+def generate_training_set(out: Path, seeds: list[np.random.SeedSequence]) -> list[synth.Shape]:
+    """Write ``training/``: more micrographs and their CVAT export; return all shapes.
+
+    Scene numbers start after the 6 feature micrographs, so these scenes hold grains,
+    precipitates and bubbles without the fixed extras (groups, RLE masks, dislocations, tags).
+    """
+    images: list[synth.ImageAnnotations] = []
+    first = len(MICROGRAPH_NAMES)
+    for index, seed in enumerate(seeds):
+        scene_rng, render_rng = (np.random.default_rng(s) for s in seed.spawn(2))
+        shapes = synth.micrograph_scene(scene_rng, first + index, MICROGRAPH_SIZE)
+        img = synth.render_micrograph(
+            shapes, render_rng, height=MICROGRAPH_SIZE, width=MICROGRAPH_SIZE
+        )
+        name = f"train_{index:03d}.png"
+        save_image(out / "training" / "micrographs" / name, to_uint8(img))
+        images.append(
+            synth.ImageAnnotations(
+                id=index, name=name, width=MICROGRAPH_SIZE, height=MICROGRAPH_SIZE, shapes=shapes
+            )
+        )
+    synth.write_cvat_images(
+        out / "training" / "annotations.xml",
+        images,
+        labels=synth.MICROGRAPH_LABELS,
+        task_name="training",
+        task_id=3,
     )
     return [shape for image in images for shape in image.shapes]
 
@@ -141,13 +174,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
     args = parser.parse_args(argv)
     out: Path = args.out
-    for sub in ("micrographs", "cvat", "stack"):
+    for sub in ("micrographs", "cvat", "stack", "training"):
         if (out / sub).is_dir():
             shutil.rmtree(out / sub)
-    micrograph_seeds, stack_seed = np.random.SeedSequence(args.seed).spawn(2)
+    root = np.random.SeedSequence(args.seed)
+    micrograph_seeds, stack_seed = root.spawn(2)
+    (training_seed,) = root.spawn(1)  # a third child: the first two (and their files) unchanged
     shapes = generate_micrographs(out, micrograph_seeds.spawn(len(MICROGRAPH_NAMES)))
     tracks = generate_stack(out, stack_seed)
     print(summary(shapes, tracks))
+    training = generate_training_set(out, training_seed.spawn(TRAINING_IMAGES))
+    kinds = Counter(shape.label for shape in training)
+    print(
+        f"training/annotations.xml: {TRAINING_IMAGES} images, "
+        + ", ".join(f"{label}={n}" for label, n in sorted(kinds.items()))
+    )
     # the same scenes in the other formats, from the CVAT export just written
     count = export_formats.export_all(out)
     print(f"via/, labelbox/: VIA 2 project JSON, VIA CSV, Labelbox NDJSON of {count} images")

@@ -15,6 +15,7 @@ from pycocotools.coco import COCO
 import microprep
 from microprep.conversion import ConvertOptions
 from microprep.readers import read_annotations
+from microprep.splits import load_splits
 
 
 def _convert(sample: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -116,3 +117,34 @@ def test_slice_stack_becomes_one_volume(sample_data: Path, tmp_path: Path) -> No
 
 def microprep_options(**kw: object) -> ConvertOptions:
     return ConvertOptions(**kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_training_set_converts_and_splits_by_image(sample_data: Path, tmp_path: Path) -> None:
+    """The demo's training set: 36 images of the micrographs' classes, split 29 / 7 by image."""
+    store = tmp_path / "training.zarr"
+    export = sample_data / "training" / "annotations.xml"
+    images = sample_data / "training" / "micrographs"
+    done = _convert(sample_data, store, "convert", str(export), "--images", str(images), "-q")
+    assert done.returncode == 0, done.stderr
+    ds = microprep.open_dataset(store)
+    reference = read_annotations(sample_data / "cvat" / "annotations.xml")
+    assert len(ds) == 36
+    assert ds.classes == reference.labels.class_names
+    present = set()
+    for node in ds.nodes:
+        labels = ds[node]["labels"].values
+        assert labels.shape == (512, 512)
+        present |= set(np.unique(labels).tolist())
+    assert present == {0, 1, 2, 3}  # background, bubble, precipitate, grain (no dislocations)
+    split = subprocess.run(
+        [sys.executable, "-m", "microprep", "split", str(store), "--val", "0.2", "--test", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert split.returncode == 0, split.stderr
+    splits = load_splits(Path(f"{store}.splits.json"))
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (29, 7, 0)
+    train_nodes = {region.node for region in splits.train}
+    assert train_nodes.isdisjoint(region.node for region in splits.val)
