@@ -71,30 +71,48 @@ def save_image(path: Path, pixels: np.ndarray) -> None:
         Image.fromarray(pixels).save(path)
 
 
-def generate_micrographs(out: Path, seeds: list[np.random.SeedSequence]) -> list[synth.Shape]:
-    """Write the micrographs and their CVAT for images export; return all shapes."""
+def write_micrograph_set(
+    images_dir: Path,
+    export: Path,
+    names: list[str],
+    seeds: list[np.random.SeedSequence],
+    *,
+    first_scene: int,
+    task: tuple[str, int],
+) -> list[synth.Shape]:
+    """Draw one micrograph per name (scene numbers from ``first_scene``), write the images under
+    ``images_dir`` and their CVAT for images export to ``export``; return all shapes."""
     images: list[synth.ImageAnnotations] = []
-    for index, (name, seed) in enumerate(zip(MICROGRAPH_NAMES, seeds, strict=True)):
+    for index, (name, seed) in enumerate(zip(names, seeds, strict=True)):
         scene_rng, render_rng = (np.random.default_rng(s) for s in seed.spawn(2))
-        shapes = synth.micrograph_scene(scene_rng, index, MICROGRAPH_SIZE)
+        shapes = synth.micrograph_scene(scene_rng, first_scene + index, MICROGRAPH_SIZE)
         img = synth.render_micrograph(
             shapes, render_rng, height=MICROGRAPH_SIZE, width=MICROGRAPH_SIZE
         )
         pixels = to_uint16(img) if name.endswith(".tif") else to_uint8(img)
-        save_image(out / "micrographs" / name, pixels)
+        save_image(images_dir / name, pixels)
         images.append(
             synth.ImageAnnotations(
                 id=index, name=name, width=MICROGRAPH_SIZE, height=MICROGRAPH_SIZE, shapes=shapes
             )
         )
+    task_name, task_id = task
     synth.write_cvat_images(
-        out / "cvat" / "annotations.xml",
-        images,
-        labels=synth.MICROGRAPH_LABELS,
-        task_name="micrographs",
-        task_id=1,
+        export, images, labels=synth.MICROGRAPH_LABELS, task_name=task_name, task_id=task_id
     )
     return [shape for image in images for shape in image.shapes]
+
+
+def generate_micrographs(out: Path, seeds: list[np.random.SeedSequence]) -> list[synth.Shape]:
+    """Write the micrographs and their CVAT for images export; return all shapes."""
+    return write_micrograph_set(
+        out / "micrographs",
+        out / "cvat" / "annotations.xml",
+        list(MICROGRAPH_NAMES),
+        seeds,
+        first_scene=0,
+        task=("micrographs", 1),
+    )
 
 
 def generate_training_set(out: Path, seeds: list[np.random.SeedSequence]) -> list[synth.Shape]:
@@ -103,29 +121,14 @@ def generate_training_set(out: Path, seeds: list[np.random.SeedSequence]) -> lis
     Scene numbers start after the 6 feature micrographs, so these scenes hold grains,
     precipitates and bubbles without the fixed extras (groups, RLE masks, dislocations, tags).
     """
-    images: list[synth.ImageAnnotations] = []
-    first = len(MICROGRAPH_NAMES)
-    for index, seed in enumerate(seeds):
-        scene_rng, render_rng = (np.random.default_rng(s) for s in seed.spawn(2))
-        shapes = synth.micrograph_scene(scene_rng, first + index, MICROGRAPH_SIZE)
-        img = synth.render_micrograph(
-            shapes, render_rng, height=MICROGRAPH_SIZE, width=MICROGRAPH_SIZE
-        )
-        name = f"train_{index:03d}.png"
-        save_image(out / "training" / "micrographs" / name, to_uint8(img))
-        images.append(
-            synth.ImageAnnotations(
-                id=index, name=name, width=MICROGRAPH_SIZE, height=MICROGRAPH_SIZE, shapes=shapes
-            )
-        )
-    synth.write_cvat_images(
+    return write_micrograph_set(
+        out / "training" / "micrographs",
         out / "training" / "annotations.xml",
-        images,
-        labels=synth.MICROGRAPH_LABELS,
-        task_name="training",
-        task_id=3,
+        [f"train_{index:03d}.png" for index in range(len(seeds))],
+        seeds,
+        first_scene=len(MICROGRAPH_NAMES),
+        task=("training", 3),
     )
-    return [shape for image in images for shape in image.shapes]
 
 
 def generate_stack(out: Path, seed: np.random.SeedSequence) -> list[synth.Track]:

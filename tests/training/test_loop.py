@@ -141,3 +141,17 @@ def test_an_existing_run_is_not_overwritten(store: Path, tmp_path: Path) -> None
     _train(store, tmp_path / "r", epochs=1)
     with pytest.raises(Exception, match="already exists"):
         _train(store, tmp_path / "r", epochs=1)
+
+
+def test_curve_points_join_validation_epochs() -> None:
+    from microprep.training.curves import curve_points
+
+    rows = [
+        {"epoch": 1, "train_loss": 1.0, "val_iou_macro": ""},
+        {"epoch": 2, "train_loss": 0.8, "val_iou_macro": 0.5},
+        {"epoch": 3, "train_loss": 0.7, "val_iou_macro": "nan"},
+        {"epoch": 4, "train_loss": 0.6, "val_iou_macro": 0.7},
+    ]
+    assert curve_points(rows, "val_iou_macro") == ([2.0, 4.0], [0.5, 0.7])
+    assert curve_points(rows, "train_loss") == ([1.0, 2.0, 3.0, 4.0], [1.0, 0.8, 0.7, 0.6])
+    assert curve_points(rows, "missing") == ([], [])

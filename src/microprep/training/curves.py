@@ -34,6 +34,17 @@ def _floats(rows: Sequence[Mapping[str, Any]], key: str) -> list[float]:
     return out
 
 
+def curve_points(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """``(epochs, values)`` of column ``key``, leaving out the epochs without a value.
+
+    Validation runs every ``val_every`` epochs, so its columns are empty in between; dropping
+    those epochs joins the validation points into one line instead of isolated dots.
+    """
+    pairs = zip(_floats(rows, "epoch"), _floats(rows, key), strict=True)
+    kept = [(epoch, value) for epoch, value in pairs if not math.isnan(value)]
+    return [epoch for epoch, _ in kept], [value for _, value in kept]
+
+
 def draw_curves(rows: Sequence[Mapping[str, Any]], out: Path, *, title: str = "") -> None:
     """Draw the per-epoch ``rows`` (``metrics.csv``) to the PNG ``out`` (written atomically).
 
@@ -44,18 +55,17 @@ def draw_curves(rows: Sequence[Mapping[str, Any]], out: Path, *, title: str = ""
     matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
 
-    epochs = _floats(rows, "epoch")
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys and k not in _SKIP]
     fig = Figure(figsize=(10, 4), dpi=100)
     left, right = fig.subplots(1, 2)
     for key in keys:
-        values = _floats(rows, key)
-        if all(math.isnan(v) for v in values):
+        xs, ys = curve_points(rows, key)
+        if not xs:
             continue
         axis = left if key.endswith("loss") else right
-        axis.plot(epochs, values, marker="o", markersize=3, label=key)
+        axis.plot(xs, ys, marker="o", markersize=3, label=key)
     for axis, name in ((left, "loss"), (right, "validation")):
         axis.set_xlabel("epoch")
         axis.set_title(name)

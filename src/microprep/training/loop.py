@@ -130,7 +130,7 @@ def fit(
             logger.info("resuming %s from %s (epoch %d)", run.path, path.name, start)
     patience = cfg["early_stopping"]["patience"]
     min_delta = float(cfg["early_stopping"]["min_delta"])
-    began, stop_reason = time.monotonic(), "epochs"
+    began, stop_reason = time.monotonic(), "all epochs done"
     epochs = int(cfg["epochs"])
     for epoch in range(start, epochs + 1):
         t0 = time.monotonic()
