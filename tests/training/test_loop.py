@@ -155,3 +155,24 @@ def test_curve_points_join_validation_epochs() -> None:
     assert curve_points(rows, "val_iou_macro") == ([2.0, 4.0], [0.5, 0.7])
     assert curve_points(rows, "train_loss") == ([1.0, 2.0, 3.0, 4.0], [1.0, 0.8, 0.7, 0.6])
     assert curve_points(rows, "missing") == ([], [])
+
+
+def test_time_limit_stops_before_an_epoch_that_would_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import microprep.training.loop as loop
+
+    monkeypatch.setattr(loop.time, "monotonic", lambda: 100.0)
+    # began at 0 s, this epoch ran from 40 s to 100 s: the next would end near 160 s
+    durations: list[float] = []
+    assert loop._out_of_time(0.0, durations, 40.0, 150.0)  # 100 s used of 150: no room for 60
+    assert durations == [60.0]
+    assert not loop._out_of_time(0.0, [], 40.0, 170.0)
+    # the estimate is the mean epoch: [20, 60] -> 40 s, so 100 + 40 fits in 150
+    assert not loop._out_of_time(0.0, [20.0], 40.0, 150.0)
+
+
+def test_time_limit_in_a_run(store: Path, tmp_path: Path) -> None:
+    summary = _train(store, tmp_path / "run", epochs=4, time_limit_minutes=1e-6)
+    assert summary["epochs_run"] == 1
+    assert summary["stopped"].startswith("time limit")

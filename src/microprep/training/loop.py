@@ -69,6 +69,18 @@ def set_epoch(loader: DataLoader[Any] | None, epoch: int) -> None:
             hook(epoch)
 
 
+def _out_of_time(began: float, durations: list[float], epoch_start: float, budget: float) -> bool:
+    """Record the epoch that started at ``epoch_start``; True when the next one would end past
+    ``budget`` seconds after ``began`` (its length estimated as the mean epoch so far).
+
+    Stopping *before* an epoch that would not fit keeps the run inside its budget, instead of
+    overrunning it by up to one epoch; the epochs run are always whole.
+    """
+    now = time.monotonic()
+    durations.append(now - epoch_start)
+    return now - began + sum(durations) / len(durations) > budget
+
+
 def _improved(value: float, best: float | None, *, mode: str, min_delta: float) -> bool:
     if math.isnan(value):
         return False
@@ -131,6 +143,7 @@ def fit(
     patience = cfg["early_stopping"]["patience"]
     min_delta = float(cfg["early_stopping"]["min_delta"])
     began, stop_reason = time.monotonic(), "all epochs done"
+    durations: list[float] = []  # wall seconds of each epoch this session, validation included
     epochs = int(cfg["epochs"])
     for epoch in range(start, epochs + 1):
         t0 = time.monotonic()
@@ -210,8 +223,8 @@ def fit(
             stop_reason = f"early stopping: no improvement of {monitor} in {patience} epochs"
         elif target is not None and _reached(value, float(target), mode=mode):
             stop_reason = f"{monitor} reached the target {target}"
-        elif limit is not None and time.monotonic() - began > float(limit) * 60:
-            stop_reason = f"time limit of {limit} minutes"
+        elif limit is not None and _out_of_time(began, durations, t0, float(limit) * 60):
+            stop_reason = f"time limit of {limit} minutes (another epoch would not fit)"
         else:
             continue
         break
