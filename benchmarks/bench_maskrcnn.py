@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_maskrcnn.py [--device auto] [--window 256] [--batch 2]
                                         [--steps 12] [--rounds 3] [--size 2048]
                                         [--tile 256] [--overlap 0.25] [--json OUT]
+                                        [--config sample_data/train-maskrcnn.yaml]
 
 Cases:
 
@@ -21,6 +22,9 @@ Cases:
    The epoch-end work of the shared loop (a checkpoint of model and optimiser, several hundred
    MB, the metrics CSV and the curves) is reported apart, in seconds. The two sides alternate
    for ``--rounds`` rounds; medians are reported. Needs ``--steps`` of at least 3.
+   ``--config`` takes the model settings (proposal counts, variant) and ``amp`` from a training
+   configuration file, for both sides (the bare loop then runs under the same autocast), so a
+   recipe's step time can be read off; the crops and batch size stay ``--window``/``--batch``.
 2. **tiled prediction**: :func:`microprep.predict.instances.predict_instances_tiled` of one
    ``--size`` px gray image with a randomly initialised model (``--tile`` px tiles,
    ``--overlap``), run in a fresh subprocess: images per second, the process's peak resident
@@ -61,10 +65,17 @@ LR = 1e-4
 PREDICT_SCORE = 0.5  # prep predict's default --score-threshold
 
 
-def config(device: str) -> dict[str, Any]:
+def config(device: str, file: Path | None = None) -> dict[str, Any]:
     schema = trainer_schema(MaskRCNNTrainer().config_schema())
     options = {"epochs": 1, "device": device, "deterministic": False, "lr": LR}
-    return build_config(schema, options=options)
+    overrides = ["schedule.name=constant", "schedule.warmup_epochs=0", "grad_clip=null"]
+    return build_config(schema, file=file, options=options, overrides=overrides)
+
+
+def autocast(cfg: dict[str, Any], device: torch.device) -> Any:
+    """The autocast context the configuration asks for (a no-op with ``amp: off``)."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(cfg["amp"]))
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def network(
@@ -131,8 +142,9 @@ def bare_loop(cfg: dict[str, Any], window: int, data: list[Any], device: torch.d
         starts.append(time.perf_counter())
         images = [image.to(device) for image in images]
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        losses = model(images, targets)
-        loss = sum(losses.values())
+        with autocast(cfg, device):
+            losses = model(images, targets)
+            loss = sum(losses.values())
         if not np.isfinite(loss.item()):
             raise FloatingPointError("the loss is not finite")
         opt.zero_grad(set_to_none=True)
@@ -187,7 +199,7 @@ def predict_child(args: argparse.Namespace) -> dict[str, Any]:
     from microprep_maskrcnn.model import detector_forward
 
     device = choose_device(args.device)
-    cfg = config(args.device)
+    cfg = config(args.device, args.config)
     # as `prep predict` builds it: detections below the score threshold are never made
     model = network(cfg, args.tile, score_threshold=PREDICT_SCORE).to(device).eval()
     forward = detector_forward(model, device=device)
@@ -252,6 +264,7 @@ def main() -> int:
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--config", type=Path, help="model settings and amp from this file")
     parser.add_argument("--child-predict", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -260,7 +273,7 @@ def main() -> int:
         return 0
     if args.steps < 3:
         parser.error("--steps must be at least 3")
-    cfg = config(args.device)
+    cfg = config(args.device, args.config)
     device = choose_device(args.device)
     data = batches(args.window, args.batch, args.steps)
     bare, ours, tails = [], [], []
@@ -287,8 +300,11 @@ def main() -> int:
         "epoch_end_s": round(epoch_end, 2),
         "predict": pred,
     }
+    m = cfg["model"]
     print(f"device {device}; training {args.batch} x {args.window} px, {args.steps} steps, "
-          f"{args.rounds} rounds (medians)")  # fmt: skip
+          f"{args.rounds} rounds (medians); amp {cfg['amp']}, box_batch_size_per_image "
+          f"{m['box_batch_size_per_image']}, rpn train "
+          f"{m['rpn_pre_nms_top_n_train']}/{m['rpn_post_nms_top_n_train']}")  # fmt: skip
     print(f"{'case':<18}{'microprep':>14}{'baseline':>14}{'ratio':>9}  goal")
     print(
         f"{'trainer step':<18}{ours_s * 1e3:>11.1f} ms{bare_s * 1e3:>11.1f} ms"
