@@ -107,7 +107,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
     # a tiny learning rate keeps the starting network's detections, so that prediction has
     # scored objects to merge and write
     code = main(["train", "maskrcnn", str(store), "--out", str(run), "--epochs", "1",
-                 "--lr", "1e-9", *FAST, "--set", f"model.weights={weights}",
+                 "--lr", "1e-9", *FAST, "--weights", str(weights),
                  "--set", "model.trainable_backbone_layers=0",
                  "--set", "data.geometry=flip", "--set", "data.noise=gaussian"])  # fmt: skip
     assert code == 0
@@ -213,6 +213,20 @@ def test_missing_weights_file_is_a_clear_error(
     err = capsys.readouterr().err
     assert "model.weights" in err and "/nonexistent/maskrcnn.pth: not found" in err
     assert "downloaded" in err and "Traceback" not in err
+
+
+def test_weights_option_sets_model_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = instance_store(tmp_path / "d.zarr", count=1, size=32)
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"not read by --print-config")
+    code = main(["train", "maskrcnn", str(store), "--weights", str(weights), "--print-config"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["model"]["weights"] == str(weights)
+    code = main(["train", "unet", str(store), "--weights", str(weights), "--print-config"])
+    assert code == 2
+    assert "'unet' takes no starting weights" in capsys.readouterr().err
 
 
 def test_unknown_monitor_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

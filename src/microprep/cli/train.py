@@ -59,6 +59,11 @@ def _default_out(name: str) -> Path:
 @click.option("--workers", type=click.IntRange(min=0), help="DataLoader worker processes.")
 @click.option("--window", type=click.IntRange(min=8), help="Crop size in pixels.")
 @click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A local weights file to start from (trainers with model.weights, e.g. maskrcnn).",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -102,6 +107,11 @@ def train_command(
         "data.workers": options["workers"],
         "data.window": options["window"],
     }
+    if options["weights"] is not None:
+        model_keys = schema.get("properties", {}).get("model", {}).get("properties", {})
+        if "weights" not in model_keys:
+            raise UsageError(f"trainer {name!r} takes no starting weights (--weights)")
+        given["model.weights"] = str(options["weights"])
     dist = dist_info()
     if resume:
         if out is None:
