@@ -111,7 +111,9 @@ def evaluate_instances(
     records, pred_label = _records(pred)
     results, unmatched = _match(records, truth)
     if unmatched:
-        logger.warning("%d prediction records are on images outside the ground truth", unmatched)
+        # with a split, predictions on the other splits' images are expected: not a warning
+        log = logger.info if split is not None else logger.warning
+        log("%d prediction records are on images outside the ground truth", unmatched)
     ids = sorted(int(c["id"]) for c in truth["categories"])
     raw_names = {int(c["id"]): str(c.get("name", c["id"])) for c in truth["categories"]}
     names = [raw_names[i] for i in ids]
