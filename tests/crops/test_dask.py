@@ -70,3 +70,14 @@ def test_crop_array_equals_cut_window(
     got = crop_array(data, origins, window, pad="reflect")
     expected = np.stack([cut_window(data, tuple(o), window, pad="reflect") for o in origins])
     assert np.array_equal(got, expected)
+
+
+def test_crop_array_any_order_and_subsets_equal_cut_window() -> None:
+    """Full flush grids take one strided copy per block; shuffled or partial grids do not."""
+    data = np.random.default_rng(1).integers(0, 255, (61, 47), dtype=np.uint8)
+    origins = window_grid(shape=data.shape, window=(16, 12), stride=(7, 5))
+    expected = np.stack([cut_window(data, tuple(o), (16, 12)) for o in origins])
+    assert np.array_equal(crop_array(data, origins, (16, 12)), expected)
+    order = np.random.default_rng(2).permutation(len(origins))
+    assert np.array_equal(crop_array(data, origins[order], (16, 12)), expected[order])
+    assert np.array_equal(crop_array(data, origins[3:-4], (16, 12)), expected[3:-4])

@@ -87,6 +87,8 @@ def _copy_windows(
     n = len(origins)
     if not n:
         return
+    if _copy_grid(array, origins, win, out):
+        return
     spatial = np.asarray(array.shape[: len(win)])
     inside = (origins + np.asarray(win) <= spatial).all(axis=1)
     diff = np.diff(origins[:, -1])
@@ -117,6 +119,55 @@ def _copy_windows(
 
     for k, end in itertools.pairwise(starts):
         copy_run(k, end)
+
+
+def _segments(starts: list[int]) -> list[tuple[int, int, int]]:
+    """``(first index, end index, step)`` of the maximal constant-step runs of ``starts``."""
+    runs: list[tuple[int, int, int]] = []
+    k = 0
+    while k < len(starts):
+        end = k + 1
+        step = starts[end] - starts[k] if end < len(starts) else 0
+        while end < len(starts) and starts[end] - starts[end - 1] == step:
+            end += 1
+        runs.append((k, end, step))
+        k = end
+    return runs
+
+
+def _copy_grid(
+    array: NDArray[Any], origins: NDArray[np.int64], win: tuple[int, ...], out: NDArray[Any]
+) -> bool:
+    """Copy a full window grid (the C-order product of per-axis starts, every window inside the
+    array) in a few strided copies: one per combination of constant-step runs of the axes'
+    starts (a flush grid has at most two runs per axis). False when ``origins`` is no such grid.
+
+    One copy per block instead of one per row of windows matters for small windows: numpy's
+    per-call cost is then paid a handful of times rather than once per row.
+    """
+    ndim = len(win)
+    axes = [np.unique(origins[:, a]) for a in range(ndim)]
+    counts = tuple(len(a) for a in axes)
+    if math.prod(counts) != len(origins):
+        return False
+    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, ndim)
+    if not np.array_equal(mesh, origins):
+        return False
+    spatial = array.shape[:ndim]
+    if any(int(a[-1]) + w > n for a, w, n in zip(axes, win, spatial, strict=True)):
+        return False
+    rest = array.shape[ndim:]
+    grid = out.reshape(*counts, *win, *rest)
+    starts = [a.tolist() for a in axes]
+    for block in itertools.product(*(_segments(s) for s in starts)):
+        first = array[tuple(slice(starts[a][k], None) for a, (k, _, _) in enumerate(block))]
+        shape = (*(end - k for k, end, _ in block), *win, *rest)
+        steps = tuple(step * array.strides[a] for a, (_, _, step) in enumerate(block))
+        view = np.lib.stride_tricks.as_strided(
+            first, shape=shape, strides=(*steps, *array.strides), writeable=False
+        )
+        np.copyto(grid[tuple(slice(k, end) for k, end, _ in block)], view)
+    return True
 
 
 def _bounds(origin: tuple[int, ...], window: tuple[int, ...], shape: Sequence[int]) -> Any:
