@@ -18,7 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,8 @@ from zarr.core.buffer import default_buffer_prototype
 PADS: tuple[str, ...] = ("constant", "reflect")
 #: Decoded bytes per zarr request (a slab is read in bands of whole chunks along the next axis).
 BAND_BYTES = 32 << 20
+#: Bytes of windows cut together (over threads) by :func:`iter_windows`.
+GROUP_BYTES = 16 << 20
 
 
 def cut_window(
@@ -174,10 +179,15 @@ def iter_windows(
     *,
     pad: str = "constant",
     lead: int = 0,
+    threads: int | None = None,
 ) -> Iterator[NDArray[Any]]:
     """Every window at ``origins`` (C order, first-axis origins ascending) of a zarr array.
 
-    Each chunk is read once (see :class:`SlabReader`); yields one new array per window.
+    Each chunk is read once (see :class:`SlabReader`); yields one new array per window. The
+    windows that share a slab are cut in groups of about :data:`GROUP_BYTES`, each group split
+    over ``threads`` threads (default: up to 4, at most the CPU count; 1 cuts in this thread):
+    cutting 64³ windows is a gather of 64-byte rows, and numpy's copy releases the GIL, so it
+    scales with threads while the zarr decode in between keeps the cores busy on its own.
 
     Example:
         >>> a = np.arange(16).reshape(4, 4)
@@ -185,7 +195,36 @@ def iter_windows(
         [[[0, 1], [4, 5]], [[10, 11], [14, 15]]]
     """
     reader = SlabReader(source, lead=lead)
-    for origin in np.asarray(origins).reshape(-1, len(window)):
-        o = tuple(int(v) for v in origin)
-        slab = reader.rows(o[0], o[0] + window[0])
-        yield cut_window(slab, o, window, pad=pad, lead=lead, row_offset=o[0], full_rows=reader.n)
+    grid = np.asarray(origins).reshape(-1, len(window))
+    workers = min(4, os.cpu_count() or 1) if threads is None else max(1, int(threads))
+    item = np.dtype(source.dtype).itemsize * math.prod(window)
+    item *= math.prod(source.shape[:lead]) * math.prod(source.shape[lead + len(window) :])
+    per_group = max(1, GROUP_BYTES // max(1, item))
+    pool = ThreadPoolExecutor(workers) if workers > 1 and per_group > 1 else None
+
+    def cut(slab: NDArray[Any], part: list[tuple[int, ...]]) -> list[NDArray[Any]]:
+        return [
+            cut_window(slab, o, window, pad=pad, lead=lead, row_offset=o[0], full_rows=reader.n)
+            for o in part
+        ]
+
+    try:
+        k = 0
+        while k < len(grid):
+            first = int(grid[k, 0])
+            end = k + 1
+            while end < len(grid) and end - k < per_group and int(grid[end, 0]) == first:
+                end += 1
+            group = [tuple(int(v) for v in o) for o in grid[k:end]]
+            slab = reader.rows(first, first + window[0])
+            if pool is None or len(group) < 2 * workers:
+                yield from cut(slab, group)
+            else:
+                size = -(-len(group) // workers)
+                parts = [group[i : i + size] for i in range(0, len(group), size)]
+                for future in [pool.submit(cut, slab, part) for part in parts]:
+                    yield from future.result()
+            k = end
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
