@@ -292,7 +292,9 @@ def augment_store(
             from microprep.augment.scale import run_on_cluster
 
             results = run_on_cluster(tasks, workers=workers)
-        bar = tqdm(total=len(tasks), desc="augment", unit="copy", disable=not progress)
+        bar = tqdm(
+            total=len(tasks), desc="augment", unit="copy", disable=None if progress else True
+        )
         try:
             for targets, pixels, info in results:
                 sink.add(targets, pixels)

@@ -202,7 +202,7 @@ class CropIndex:
         plus one crop.
         """
         stop = len(self) if stop is None else min(stop, len(self))
-        bar = tqdm(total=max(0, stop - start), unit="crop", disable=not progress)
+        bar = tqdm(total=max(0, stop - start), unit="crop", disable=None if progress else True)
         try:
             for k, name in enumerate(self.nodes):
                 lo, hi = max(start, self._offsets[k]), min(stop, self._offsets[k + 1])

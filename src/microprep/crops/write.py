@@ -235,7 +235,7 @@ def write_crops(
         root = zarr.create_group(
             store=LocalStore(tmp), zarr_format=3, attributes={CROPS_ATTRS_KEY: attrs}
         )
-        with tqdm(total=len(index), unit="crop", disable=not progress) as bar:
+        with tqdm(total=len(index), unit="crop", disable=None if progress else True) as bar:
             for name in index.nodes:
                 objects = _write_node(root, index, name, samples(index, name), bar)
                 summary.per_node[name] = len(index.origins[name])

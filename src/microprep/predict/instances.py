@@ -211,7 +211,7 @@ def predict_instances_tiled(
     origins = tile_origins((height, width), window=win, overlap=overlap)
     tiles = [_tile(int(y), int(x), win, height, width) for y, x in origins]
     found = Candidates([], [], [], [], [])
-    bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=not progress)
+    bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=None if progress else True)
     try:
         for first in range(0, len(tiles), batch_size):
             batch = tiles[first : first + batch_size]

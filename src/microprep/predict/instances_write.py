@@ -245,7 +245,7 @@ def write_instance_predictions(
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot create the prediction store at {out}: {exc}") from exc
         taken: set[str] = set()
-        for item in tqdm(items, desc="write", unit="input", disable=not progress):
+        for item in tqdm(items, desc="write", unit="input", disable=None if progress else True):
             pred = item.prediction
             if len(pred) and not 1 <= int(pred.labels.min()) <= int(pred.labels.max()) < len(names):
                 raise UsageError(

@@ -187,7 +187,9 @@ def predict_semantic(
         tmp = stack.enter_context(atomic_output(out, overwrite=overwrite))
         tmp_over = stack.enter_context(atomic_output(over_path)) if over_path else None
         writer = PredictionWriter(tmp, classes=names, colors=palette, kind="semantic", run=info)
-        bar = tqdm(_inputs(source), desc="predict", unit="input", disable=not progress)
+        bar = tqdm(
+            _inputs(source), desc="predict", unit="input", disable=None if progress else True
+        )
         for record in bar:
             _predict_one(
                 record,

@@ -224,7 +224,13 @@ def predict_tiled(
         wsum[rows - n :] = 0
         lo = stop
 
-    bar = tqdm(total=len(origins), desc="tiles", unit="tile", disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(origins),
+        desc="tiles",
+        unit="tile",
+        disable=None if progress else True,
+        leave=False,
+    )
     try:
         for batch in _rows_of_tiles(origins, int(batch_size)):
             emit(int(origins[batch[0], 0]))

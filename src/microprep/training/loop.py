@@ -156,7 +156,7 @@ def fit(
             desc=f"epoch {epoch}/{epochs}",
             unit="batch",
             leave=False,
-            disable=not (job.progress and info.main),
+            disable=None if job.progress and info.main else True,  # None: off when not a terminal
         )
         for batch in bar:
             optimizer.zero_grad(set_to_none=True)
