@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
+import microprep
 from microprep.cli.main import main
 from microprep.training.rundir import RunDir
 from training.helpers import learnable_store, learnable_volume
@@ -41,6 +42,9 @@ def test_train_predict_on_a_tiny_store(
     rows = RunDir.open(run).read_metrics()
     assert len(rows) == 3 and {"val_iou_macro", "val_f1_macro", "val_iou_micro"} <= set(rows[0])
     assert 0.0 <= float(rows[-1]["val_iou_macro"]) <= 1.0
+    # per-class IoU columns carry the class index and name
+    classes = microprep.open_dataset(store).classes
+    assert {f"val_iou_{k}_{name}" for k, name in enumerate(classes)} <= set(rows[0])
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["model"]["depth"] == 2 and config["loss"]["class_weights"] == "inverse_sqrt"
     pred = tmp_path / "pred.zarr"

@@ -97,7 +97,10 @@ def _dataset(
     )
 
 
-def _scores(confusion: NDArray[np.int64], include_background: bool) -> dict[str, float]:
+def _scores(
+    confusion: NDArray[np.int64], include_background: bool, classes: list[str]
+) -> dict[str, float]:
+    """Validation scores; per class ``iou_<index>_<name>`` (e.g. ``iou_3_grain``)."""
     s = SegmentationScores.from_confusion(confusion, include_background=include_background)
     out = {
         "iou_macro": s.macro_iou,
@@ -106,7 +109,7 @@ def _scores(confusion: NDArray[np.int64], include_background: bool) -> dict[str,
         "f1_micro": s.micro_f1,
         "accuracy": s.accuracy,
     }
-    out.update({f"iou_{k}": float(v) for k, v in enumerate(s.iou)})
+    out.update({f"iou_{k}_{classes[k]}": float(v) for k, v in enumerate(s.iou)})
     return out
 
 
@@ -202,7 +205,7 @@ class UNetTrainer:
                     num_classes=k,
                     valid=valid.cpu().numpy(),
                 )
-            scores = _scores(confusion, include_bg)
+            scores = _scores(confusion, include_bg, list(train_set.classes))
             scores["loss"] = float(np.mean(losses)) if losses else float("nan")
             return scores
 
