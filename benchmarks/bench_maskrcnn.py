@@ -56,7 +56,7 @@ from microprep.training.config import build_config, trainer_schema
 from microprep.training.job import TrainJob
 from microprep.training.loop import fit, prepare
 from microprep.training.rundir import RunDir
-from microprep.training.runtime import choose_device
+from microprep.training.runtime import Precision, choose_device
 from microprep_maskrcnn.plugin import MaskRCNNTrainer, build_network, train_step
 
 OVERHEAD_GOAL = 1.2
@@ -70,12 +70,6 @@ def config(device: str, file: Path | None = None) -> dict[str, Any]:
     options = {"epochs": 1, "device": device, "deterministic": False, "lr": LR}
     overrides = ["schedule.name=constant", "schedule.warmup_epochs=0", "grad_clip=null"]
     return build_config(schema, file=file, options=options, overrides=overrides)
-
-
-def autocast(cfg: dict[str, Any], device: torch.device) -> Any:
-    """The autocast context the configuration asks for (a no-op with ``amp: off``)."""
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(cfg["amp"]))
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def network(
@@ -136,13 +130,14 @@ def bare_loop(cfg: dict[str, Any], window: int, data: list[Any], device: torch.d
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=float(cfg["weight_decay"]))
     model.train()
+    precision = Precision(str(cfg["amp"]), device)  # the same autocast as the trainer's
     starts = []
     for images, targets in data:
         _sync(device)
         starts.append(time.perf_counter())
         images = [image.to(device) for image in images]
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        with autocast(cfg, device):
+        with precision.autocast():
             losses = model(images, targets)
             loss = sum(losses.values())
         if not np.isfinite(loss.item()):

@@ -25,7 +25,7 @@ import microprep_maskrcnn.validation as validation_module  # noqa: E402
 from crops.helpers import disk, instances_from_masks  # noqa: E402
 from microprep.cli.main import main  # noqa: E402
 from microprep.model import ImageInfo, LabelMap, LabelSpec  # noqa: E402
-from microprep.predict.instances_write import read_instance_predictions  # noqa: E402
+from microprep.predict.instances_read import read_instance_predictions  # noqa: E402
 from microprep.predict.write import read_prediction_attrs  # noqa: E402
 from microprep.store import ZarrSink  # noqa: E402
 from microprep.targets.types import Targets  # noqa: E402

@@ -16,10 +16,10 @@ import microprep.predict.instances as instances_module
 import microprep.predict.instances_write as write_module
 from microprep.errors import StoreError, UsageError
 from microprep.predict.instances import InstancePrediction
+from microprep.predict.instances_read import read_instance_predictions
 from microprep.predict.instances_write import (
     PredictedImage,
     coco_results_path,
-    read_instance_predictions,
     write_instance_predictions,
 )
 from microprep.predict.write import read_prediction_attrs

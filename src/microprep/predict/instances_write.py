@@ -38,7 +38,8 @@ array               dims                  dtype      content
 ==================  ====================  =========  ==============================================
 
 The id map keeps one object per pixel, so a lower-scored object under a higher-scored one loses
-its covered pixels there (:func:`read_instance_predictions` rebuilds the visible parts); the
+its covered pixels there
+(:func:`microprep.predict.instances_read.read_instance_predictions` rebuilds the visible parts); the
 COCO results keep every mask whole.
 
 Example:
@@ -49,6 +50,7 @@ Example:
     >>> out = Path(tempfile.mkdtemp()) / "pred.zarr"
     >>> summary = write_instance_predictions(
     ...     [PredictedImage("a.png", pred)], out, classes=["background", "pore"])
+    >>> from microprep.predict.instances_read import read_instance_predictions
     >>> [(name, len(p)) for name, p in read_instance_predictions(out)]
     [('a.png', 1)]
     >>> json.loads(coco_results_path(out).read_text())[0]["bbox"]
@@ -63,7 +65,7 @@ import logging
 import os
 import secrets
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,12 +82,11 @@ from microprep.outputs import atomic_output
 from microprep.predict.instances import InstancePrediction
 from microprep.predict.overlays import display_pixels, save_picture
 from microprep.predict.semantic import default_colors, overlays_path
-from microprep.predict.write import FORMAT_VERSION, PREDICTION_KEY, read_prediction_attrs
+from microprep.predict.write import FORMAT_VERSION, PREDICTION_KEY
 from microprep.preview.montage import caption, enlarge, with_legend
 from microprep.preview.overlay import render_overlay
 from microprep.store_layout import COMPRESSORS, jsonable, node_name, package_version
 from microprep.store_layout import spatial_chunking as _chunking
-from microprep.store_read import rasters_from_layers
 from microprep.targets.types import class_dtype
 
 __all__ = [
@@ -93,7 +94,6 @@ __all__ = [
     "PredictedImage",
     "coco_results",
     "coco_results_path",
-    "read_instance_predictions",
     "write_instance_predictions",
 ]
 
@@ -359,54 +359,3 @@ def _replace_json(records: list[dict[str, Any]], path: Path) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {path}: {exc}") from exc
-
-
-def read_instance_predictions(path: str | Path) -> Iterator[tuple[str, InstancePrediction]]:
-    """``(image name, prediction)`` per input of an instance prediction store, in store order.
-
-    Masks are rebuilt from the id map, so an object keeps only its pixels not covered by a
-    higher-scored object (objects hidden completely come back with empty masks and are left
-    out). Scores and labels are the stored ones; boxes are recomputed from the visible pixels.
-
-    Raises:
-        StoreError: not a complete prediction store, or not of kind ``"instances"``.
-    """
-    path = Path(path)
-    attrs = read_prediction_attrs(path)
-    if attrs.get("kind") != "instances":
-        raise StoreError(
-            f"{path} holds {attrs.get('kind')!r} predictions, not instance predictions"
-        )
-    try:
-        root = zarr.open_group(LocalStore(path, read_only=True), mode="r", zarr_format=3)
-    except (OSError, ValueError, KeyError) as exc:
-        raise StoreError(f"{path}: cannot open the prediction store: {exc}") from exc
-    for group in attrs["nodes"]:
-        try:
-            node = root[group]
-            if not isinstance(node, zarr.Group):
-                raise KeyError(f"{group!r} is not a group")
-            id_map = _read(node, "instances")
-            labels = _read(node, "instance_label").astype(np.int64)
-            scores = _read(node, "instance_score").astype(np.float32)
-            name = str(node.attrs.get("name", group))
-        except (KeyError, OSError, ValueError) as exc:
-            raise StoreError(f"{path}: group {group!r} is damaged: {exc}") from exc
-        rasters = rasters_from_layers(id_map[None], labels.size, where=f"{path}: {group}")
-        keep = [i for i, r in enumerate(rasters) if r.mask.size]
-        yield (
-            name,
-            InstancePrediction.from_rasters(
-                (int(id_map.shape[0]), int(id_map.shape[1])),
-                [rasters[i] for i in keep],
-                labels=labels[keep],
-                scores=scores[keep],
-            ),
-        )
-
-
-def _read(node: zarr.Group, key: str) -> NDArray[Any]:
-    array = node[key]
-    if not isinstance(array, zarr.Array):
-        raise KeyError(f"{key!r} is not an array")
-    return np.asarray(array[...])
