@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from microprep import open_dataset
+from microprep.crops.cut import cut_window
 from microprep.crops.index import CropIndex
 from microprep.crops.instances import clip_instances
-from microprep.crops.slabs import SlabReader, cut_window
+from microprep.crops.slabs import SlabReader
 from microprep.errors import UsageError
 
 from .helpers import disk, instances_from_masks, make_store

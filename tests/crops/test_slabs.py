@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import zarr
 
+import microprep.crops.blockcopy as blockcopy
 import microprep.crops.slabs as slabs
-from microprep.crops.slabs import cut_window, iter_windows
+from microprep.crops.cut import cut_window
+from microprep.crops.slabs import iter_windows
 from microprep.crops.windows import window_grid
 
 
@@ -24,14 +26,20 @@ def _zarr(data: np.ndarray, chunks: tuple[int, ...]) -> zarr.Array:
 @pytest.mark.parametrize("chunks", [(1, 40, 36), (8, 8, 8), (5, 40, 7)])
 @pytest.mark.parametrize("threads", [1, 2, None])
 @pytest.mark.parametrize("edge", ["flush", "pad"])
+@pytest.mark.parametrize("group", [1, 5, 13])
 def test_windows_equal_plain_cuts(
-    chunks: tuple[int, ...], threads: int | None, edge: str, monkeypatch: pytest.MonkeyPatch
+    chunks: tuple[int, ...],
+    threads: int | None,
+    edge: str,
+    group: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = np.random.default_rng(0).integers(0, 255, (21, 40, 36), dtype=np.uint8)
     window = (8, 8, 8)
     origins = window_grid(shape=data.shape, window=window, stride=(5, 6, 7), edge=edge)
     # small groups: a row of windows is cut in several groups, each over the threads
-    monkeypatch.setattr(slabs, "GROUP_BYTES", 5 * 8**3)
+    monkeypatch.setattr(slabs, "GROUP_BYTES", group * 8**3)
+    monkeypatch.setattr(blockcopy, "THREAD_BYTES", 1)
     got = list(iter_windows(_zarr(data, chunks), origins, window, pad="reflect", threads=threads))
     assert len(got) == len(origins)
     for origin, cut in zip(origins.tolist(), got, strict=True):

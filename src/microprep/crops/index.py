@@ -25,8 +25,9 @@ import zarr
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from microprep.crops.cut import PADS, cut_window
 from microprep.crops.instances import SourceTables, check_thresholds, clip_layers
-from microprep.crops.slabs import PADS, SlabReader, cut_window
+from microprep.crops.slabs import SlabReader
 from microprep.crops.windows import as_tuple, window_grid
 from microprep.errors import UsageError
 from microprep.store_read import Dataset

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from microprep.crops.cut import cut_window, stack_windows
 from microprep.crops.index import CropIndex, CropOptions, CropSample
-from microprep.crops.slabs import cut_window
 from microprep.errors import UsageError
 
 
@@ -37,12 +37,14 @@ def crop_array(
     *,
     pad: str = "constant",
     out: NDArray[Any] | None = None,
+    threads: int | None = None,
 ) -> Any:
     """Stack the windows at ``origins`` ``(N, ndim)`` of ``array`` into ``(N, *window, ...)``.
 
     Works on numpy arrays (numpy result, written into ``out`` when given) and dask arrays
     (lazy dask result, one task per window). Axes after the spatial ones (channels) are kept
-    whole.
+    whole. ``threads`` splits large numpy copies (see
+    :func:`microprep.crops.blockcopy.copy_block`; default up to 4, 1 copies in this thread).
     """
     win = tuple(int(w) for w in window)
     grid = np.asarray(origins, np.int64).reshape(-1, len(win))
@@ -72,102 +74,7 @@ def crop_array(
         out = np.empty(shape, array.dtype)
     elif out.shape != shape:
         raise UsageError(f"out has shape {out.shape}, expected {shape}")
-    _copy_windows(array, grid, win, pad, out)
-    return out
-
-
-def _copy_windows(
-    array: NDArray[Any],
-    origins: NDArray[np.int64],
-    win: tuple[int, ...],
-    pad: str,
-    out: NDArray[Any],
-) -> None:
-    """Copy windows into ``out``; runs along the last axis at a constant step in one copy each."""
-    n = len(origins)
-    if not n:
-        return
-    if _copy_grid(array, origins, win, out):
-        return
-    spatial = np.asarray(array.shape[: len(win)])
-    inside = (origins + np.asarray(win) <= spatial).all(axis=1)
-    diff = np.diff(origins[:, -1])
-    join = np.zeros(n, bool)  # window k continues the run of window k - 1
-    if n > 1:
-        join[1:] = (
-            inside[1:]
-            & inside[:-1]
-            & (origins[1:, :-1] == origins[:-1, :-1]).all(axis=1)
-            & (diff > 0)
-        )
-        join[2:] &= diff[1:] == diff[:-1]
-    starts = [*np.flatnonzero(~join).tolist(), n]
-    rows: list[list[int]] = origins.tolist()
-    axis = len(win) - 1
-
-    def copy_run(k: int, end: int) -> None:
-        if not inside[k]:
-            out[k] = cut_window(array, tuple(rows[k]), win, pad=pad)
-            return
-        step = int(diff[k]) if end - k > 1 else 0
-        first = array[tuple(slice(o, None) for o in rows[k])]
-        strides = (step * array.strides[axis], *array.strides)
-        view = np.lib.stride_tricks.as_strided(
-            first, shape=(end - k, *win, *array.shape[len(win) :]), strides=strides, writeable=False
-        )
-        np.copyto(out[k:end], view)
-
-    for k, end in itertools.pairwise(starts):
-        copy_run(k, end)
-
-
-def _segments(starts: list[int]) -> list[tuple[int, int, int]]:
-    """``(first index, end index, step)`` of the maximal constant-step runs of ``starts``."""
-    runs: list[tuple[int, int, int]] = []
-    k = 0
-    while k < len(starts):
-        end = k + 1
-        step = starts[end] - starts[k] if end < len(starts) else 0
-        while end < len(starts) and starts[end] - starts[end - 1] == step:
-            end += 1
-        runs.append((k, end, step))
-        k = end
-    return runs
-
-
-def _copy_grid(
-    array: NDArray[Any], origins: NDArray[np.int64], win: tuple[int, ...], out: NDArray[Any]
-) -> bool:
-    """Copy a full window grid (the C-order product of per-axis starts, every window inside the
-    array) in a few strided copies: one per combination of constant-step runs of the axes'
-    starts (a flush grid has at most two runs per axis). False when ``origins`` is no such grid.
-
-    One copy per block instead of one per row of windows matters for small windows: numpy's
-    per-call cost is then paid a handful of times rather than once per row.
-    """
-    ndim = len(win)
-    axes = [np.unique(origins[:, a]) for a in range(ndim)]
-    counts = tuple(len(a) for a in axes)
-    if math.prod(counts) != len(origins):
-        return False
-    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, ndim)
-    if not np.array_equal(mesh, origins):
-        return False
-    spatial = array.shape[:ndim]
-    if any(int(a[-1]) + w > n for a, w, n in zip(axes, win, spatial, strict=True)):
-        return False
-    rest = array.shape[ndim:]
-    grid = out.reshape(*counts, *win, *rest)
-    starts = [a.tolist() for a in axes]
-    for block in itertools.product(*(_segments(s) for s in starts)):
-        first = array[tuple(slice(starts[a][k], None) for a, (k, _, _) in enumerate(block))]
-        shape = (*(end - k for k, end, _ in block), *win, *rest)
-        steps = tuple(step * array.strides[a] for a, (_, _, step) in enumerate(block))
-        view = np.lib.stride_tricks.as_strided(
-            first, shape=shape, strides=(*steps, *array.strides), writeable=False
-        )
-        np.copyto(grid[tuple(slice(k, end) for k, end, _ in block)], view)
-    return True
+    return stack_windows(array, grid, win, out=out, pad=pad, threads=threads)
 
 
 def _bounds(origin: tuple[int, ...], window: tuple[int, ...], shape: Sequence[int]) -> Any:

@@ -12,16 +12,12 @@ Example:
     >>> reader = SlabReader(a, lead=0, chunk_rows=2)
     >>> reader.rows(1, 4)[:, 0].tolist(), reader.rows(3, 6)[:, 0].tolist()
     ([10, 20, 30], [30, 40, 50])
-    >>> cut_window(a, (4, 8), (3, 3), pad="constant")[:, :, ...].tolist()
-    [[48, 49, 0], [58, 59, 0], [0, 0, 0]]
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,54 +25,12 @@ import zarr
 from numpy.typing import NDArray
 from zarr.core.buffer import default_buffer_prototype
 
-PADS: tuple[str, ...] = ("constant", "reflect")
+from microprep.crops.cut import cut_window, stack_windows
+
 #: Decoded bytes per zarr request (a slab is read in bands of whole chunks along the next axis).
 BAND_BYTES = 32 << 20
-#: Bytes of windows cut together (over threads) by :func:`iter_windows`.
+#: Bytes of windows cut together (into one buffer, over threads) by :func:`iter_windows`.
 GROUP_BYTES = 16 << 20
-
-
-def cut_window(
-    source: Any,
-    origin: tuple[int, ...],
-    window: tuple[int, ...],
-    *,
-    pad: str = "constant",
-    lead: int = 0,
-    row_offset: int = 0,
-    full_rows: int | None = None,
-) -> NDArray[Any]:
-    """Cut one window from ``source`` (numpy, zarr or dask: anything sliceable), padded.
-
-    Args:
-        source: the array; its axes are ``lead`` leading axes (kept whole), the spatial axes,
-            then any trailing axes (channels, kept whole).
-        origin: the window origin in full-array coordinates (spatial axes).
-        window: the window size per spatial axis.
-        pad: ``"constant"`` (zeros) or ``"reflect"`` for the part outside the array.
-        row_offset: ``source`` holds rows ``row_offset..`` of the first spatial axis (a slab).
-        full_rows: the full length of the first spatial axis (default: from ``source``).
-
-    Returns:
-        A new array ``(*lead, *window, *trailing)`` of the source dtype.
-    """
-    spatial = list(source.shape[lead : lead + len(window)])
-    if full_rows is not None:
-        spatial[0] = full_rows
-    inside = [slice(o, min(o + w, n)) for o, w, n in zip(origin, window, spatial, strict=True)]
-    local = [inside[0].start - row_offset, inside[0].stop - row_offset]
-    sel = (slice(None),) * lead + (slice(*local), *inside[1:])
-    part = np.asarray(source[sel])
-    extra = [w - (s.stop - s.start) for w, s in zip(window, inside, strict=True)]
-    if not any(extra):
-        return np.array(part, copy=True)
-    widths = [(0, 0)] * lead + [(0, e) for e in extra]
-    widths += [(0, 0)] * (part.ndim - len(widths))
-    if pad == "reflect" and min(part.shape[lead : lead + len(window)]) > 1:
-        return np.pad(part, widths, mode="reflect")
-    if pad == "reflect":
-        return np.pad(part, widths, mode="edge")
-    return np.pad(part, widths, mode="constant")
 
 
 class SlabReader:
@@ -183,11 +137,13 @@ def iter_windows(
 ) -> Iterator[NDArray[Any]]:
     """Every window at ``origins`` (C order, first-axis origins ascending) of a zarr array.
 
-    Each chunk is read once (see :class:`SlabReader`); yields one new array per window. The
-    windows that share a slab are cut in groups of about :data:`GROUP_BYTES`, each group split
-    over ``threads`` threads (default: up to 4, at most the CPU count; 1 cuts in this thread):
-    cutting 64³ windows is a gather of 64-byte rows, and numpy's copy releases the GIL, so it
-    scales with threads while the zarr decode in between keeps the cores busy on its own.
+    Each chunk is read once (see :class:`SlabReader`). The windows that share a slab are cut
+    in groups of about :data:`GROUP_BYTES` (whole rows of windows where they fit) into one new
+    ``(n, *window, ...)`` buffer by :func:`microprep.crops.cut.stack_windows`, a few strided
+    block copies split over ``threads`` threads (default: up to 4, at most the CPU count; 1
+    copies in this thread). The yielded windows are views of that buffer: no two overlap, and
+    a window kept after the loop keeps its group's buffer alive (``.copy()`` it to keep it
+    alone). With ``lead`` leading axes (instance layers), each window is cut on its own.
 
     Example:
         >>> a = np.arange(16).reshape(4, 4)
@@ -195,36 +151,30 @@ def iter_windows(
         [[[0, 1], [4, 5]], [[10, 11], [14, 15]]]
     """
     reader = SlabReader(source, lead=lead)
-    grid = np.asarray(origins).reshape(-1, len(window))
-    workers = min(4, os.cpu_count() or 1) if threads is None else max(1, int(threads))
-    item = np.dtype(source.dtype).itemsize * math.prod(window)
-    item *= math.prod(source.shape[:lead]) * math.prod(source.shape[lead + len(window) :])
+    grid = np.asarray(origins, np.int64).reshape(-1, len(window))
+    trailing = tuple(source.shape[lead + len(window) :])
+    item = np.dtype(source.dtype).itemsize * math.prod(window) * math.prod(trailing)
+    item *= math.prod(source.shape[:lead])
     per_group = max(1, GROUP_BYTES // max(1, item))
-    pool = ThreadPoolExecutor(workers) if workers > 1 and per_group > 1 else None
-
-    def cut(slab: NDArray[Any], part: list[tuple[int, ...]]) -> list[NDArray[Any]]:
-        return [
-            cut_window(slab, o, window, pad=pad, lead=lead, row_offset=o[0], full_rows=reader.n)
-            for o in part
-        ]
-
-    try:
-        k = 0
-        while k < len(grid):
-            first = int(grid[k, 0])
-            end = k + 1
-            while end < len(grid) and end - k < per_group and int(grid[end, 0]) == first:
-                end += 1
-            group = [tuple(int(v) for v in o) for o in grid[k:end]]
-            slab = reader.rows(first, first + window[0])
-            if pool is None or len(group) < 2 * workers:
-                yield from cut(slab, group)
-            else:
-                size = -(-len(group) // workers)
-                parts = [group[i : i + size] for i in range(0, len(group), size)]
-                for future in [pool.submit(cut, slab, part) for part in parts]:
-                    yield from future.result()
-            k = end
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    k = 0
+    while k < len(grid):
+        first = int(grid[k, 0])
+        end = k + 1
+        while end < len(grid) and end - k < per_group and int(grid[end, 0]) == first:
+            end += 1
+        if end < len(grid) and int(grid[end, 0]) == first and len(window) > 1:
+            # cut by size inside a slab: end at a row of windows, so the group is a grid
+            rows = np.flatnonzero(np.diff(grid[k:end, 1])) + k + 1
+            end = int(rows[-1]) if len(rows) else end
+        slab = reader.rows(first, first + window[0])
+        if lead:
+            for o in grid[k:end].tolist():
+                yield cut_window(
+                    slab, tuple(o), window, pad=pad, lead=lead, row_offset=first, full_rows=reader.n
+                )
+        else:
+            local = grid[k:end].copy()
+            local[:, 0] -= first
+            buf = np.empty((end - k, *window, *trailing), source.dtype)
+            yield from stack_windows(slab, local, window, out=buf, pad=pad, threads=threads)
+        k = end

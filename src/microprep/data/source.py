@@ -23,8 +23,8 @@ import numpy as np
 import zarr
 from numpy.typing import NDArray
 
+from microprep.crops.cut import cut_window
 from microprep.crops.instances import SourceTables
-from microprep.crops.slabs import cut_window
 
 __all__ = ["StoreReader", "box_stop", "valid_mask"]
 
