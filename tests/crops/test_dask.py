@@ -10,9 +10,10 @@ import pytest
 import xarray as xr
 
 from microprep import open_dataset
+from microprep.cluster import local_cluster
 from microprep.crops.cut import cut_window
 from microprep.crops.index import CropIndex
-from microprep.crops.scale import crop_array, distributed_samples, local_cluster
+from microprep.crops.scale import crop_array, distributed_samples
 from microprep.crops.windows import window_grid
 from microprep.crops.write import write_crops
 

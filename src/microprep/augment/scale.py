@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from microprep.augment.pipeline import NoiseSpec, apply_noise
+from microprep.cluster import local_cluster
 from microprep.errors import UsageError
 
 if TYPE_CHECKING:
@@ -76,16 +77,9 @@ def run_on_cluster(
     Yields the results in task order; at most ``4 * workers`` tasks are in flight, so memory
     stays bounded. The cluster is shut down when the iterator finishes or is closed.
     """
-    from distributed import Client, LocalCluster
-
     from microprep.augment.write import augment_node
 
-    with (
-        LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,  # type: ignore[no-untyped-call]
-    ):
+    with local_cluster(workers) as client:
         logger.info("augmenting on a LocalCluster of %d workers", workers)
         window = max(1, 4 * workers)
         pending: list[Any] = []

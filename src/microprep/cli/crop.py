@@ -113,7 +113,8 @@ def crop_command(
         except (KeyError, IndexError) as exc:
             raise StoreError(f"{dataset}: {exc.args[0] if exc.args else exc}") from exc
         if workers:
-            from microprep.crops.scale import distributed_samples, local_cluster
+            from microprep.cluster import local_cluster
+            from microprep.crops.scale import distributed_samples
 
             with local_cluster(workers) as client:
                 summary = write_crops(

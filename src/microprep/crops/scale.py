@@ -16,10 +16,8 @@ Example:
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -127,32 +125,3 @@ def distributed_samples(
         return gather()
 
     return source
-
-
-@contextmanager
-def local_cluster(workers: int, *, processes: bool = True) -> Iterator[Any]:
-    """A ``dask.distributed`` client on a LocalCluster of ``workers`` single-thread workers."""
-    if workers < 1:
-        raise UsageError(f"workers must be >= 1, got {workers}")
-    import distributed
-
-    cluster_type: Any = distributed.LocalCluster
-    client_type: Any = distributed.Client
-
-    quiet = logging.getLogger("distributed")
-    before = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        with (
-            cluster_type(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=processes,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            client_type(cluster) as client,
-        ):
-            yield client
-    finally:
-        quiet.setLevel(before)
