@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from microprep.errors import UnsafeInputError
@@ -41,3 +42,29 @@ def safe_join(root: Path, name: str) -> Path:
     except ValueError:
         raise UnsafeInputError(f"image name {name!r} resolves outside {root}") from None
     return path
+
+
+#: An image file suffix at the end of a node name, or before its ``_aug<k>`` copy suffix.
+_IMAGE_SUFFIX = re.compile(r"\.(?:png|jpe?g|tiff?|bmp)(?=(?:_aug\d+)?$)", re.IGNORECASE)
+
+
+def picture_name(node: str, taken: set[str]) -> str:
+    """The file name of the PNG picture of store node ``node`` (an overlay, a preview).
+
+    The node's image suffix is dropped: the picture of node ``a.png`` is ``a.png``, not
+    ``a.png.png``; that of ``a.tif_aug0`` is ``a_aug0.png``. When another picture of the same
+    folder took that name already (``taken``, compared without case, updated here), the whole
+    node name is kept, then a number added.
+
+    Example:
+        >>> taken: set[str] = set()
+        >>> [picture_name(n, taken) for n in ("a.png", "a.tif", "b.png_aug1", "vol", "vol")]
+        ['a.png', 'a.tif.png', 'b_aug1.png', 'vol.png', 'vol_1.png']
+    """
+    candidates = (_IMAGE_SUFFIX.sub("", node, count=1) + ".png", f"{node}.png")
+    name = next((c for c in candidates if c.lower() not in taken), None)
+    k = 1
+    while name is None or name.lower() in taken:
+        name, k = f"{node}_{k}.png", k + 1
+    taken.add(name.lower())
+    return name

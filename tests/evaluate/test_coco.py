@@ -190,8 +190,8 @@ def test_prediction_store_and_results_file(store: Path, tmp_path: Path) -> None:
     summary = write_instance_predictions(items, out, classes=CLASSES, overlays=True)
     assert summary.objects == [3, 1]
     assert sorted(p.name for p in (tmp_path / "pred.overlays").iterdir()) == [
-        "b.png.png",
-        "grid_1_a.png.png",
+        "b.png",
+        "grid_1_a.png",
     ]
     for source in (out, coco_results_path(out)):
         report = evaluate_instances(source, store)

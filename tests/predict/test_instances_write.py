@@ -119,7 +119,7 @@ def test_overlays_show_the_objects(tmp_path: Path) -> None:
         [PredictedImage("a.png", overlapping(), image)], out, classes=CLASSES
     )
     files = list((tmp_path / "p.overlays").iterdir())
-    assert [f.name for f in files] == ["a.png.png"]
+    assert [f.name for f in files] == ["a.png"]
     with Image.open(files[0]) as picture:
         assert picture.mode == "RGB" and picture.width >= 12
         colors = {c for _, c in picture.getcolors(1 << 16) or []}

@@ -106,7 +106,8 @@ def test_predicts_a_store_into_a_readable_prediction_store(tmp_path: Path, store
     assert summary.class_pixels == total.tolist()
     overlays = overlays_path(out)
     assert overlays == tmp_path / "pred.overlays"
-    assert sorted(p.name for p in overlays.iterdir()) == sorted(f"{g}.png" for g in summary.groups)
+    # named by group without the image suffix
+    assert sorted(p.name for p in overlays.iterdir()) == ["b.png", "grid_1_a.png", "vol.png"]
     with Image.open(overlays / "vol.png") as picture:
         assert picture.mode == "RGB" and picture.width > 11
 

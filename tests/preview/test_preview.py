@@ -217,7 +217,7 @@ def store(write_cvat: Callable[..., Path], tmp_path: Path) -> Path:
 def test_write_previews_without_pixels(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "previews"
     summary = write_previews(store, out)
-    assert summary.files == ["dir_im_0.png.png", "dir_im_1.png.png"]
+    assert summary.files == ["dir_im_0.png", "dir_im_1.png"]
     assert sorted(p.name for p in out.iterdir()) == summary.files
     with Image.open(out / summary.files[0]) as picture:
         picture.load()
@@ -228,8 +228,8 @@ def test_write_previews_without_pixels(store: Path, tmp_path: Path) -> None:
     assert brighter(open_dataset(store).colors[2]) in colors  # the box of the precipitate
     assert not list(tmp_path.glob(".previews.tmp-*"))
     # --max, and a second run replaces the folder as a whole
-    assert write_previews(store, out, max_nodes=1).files == ["dir_im_0.png.png"]
-    assert [p.name for p in out.iterdir()] == ["dir_im_0.png.png"]
+    assert write_previews(store, out, max_nodes=1).files == ["dir_im_0.png"]
+    assert [p.name for p in out.iterdir()] == ["dir_im_0.png"]
 
 
 def test_write_previews_of_a_volume(write_cvat: Callable[..., Path], tmp_path: Path) -> None:
@@ -257,7 +257,7 @@ def test_gallery_needs_pixels(store: Path, tmp_path: Path, monkeypatch: pytest.M
 def test_cli_preview(store: Path, tmp_path: Path, capsys: Capture) -> None:
     out = tmp_path / "p"
     assert main(["preview", str(store), "--out", str(out), "--max", "1", "-q"]) == 0
-    assert [p.name for p in out.iterdir()] == ["dir_im_0.png.png"]
+    assert [p.name for p in out.iterdir()] == ["dir_im_0.png"]
     assert main(["preview", str(store), "--out", str(out)]) == 0
     assert "2 PNGs for 2 of 2 nodes" in capsys.readouterr().out
 
@@ -362,3 +362,19 @@ def test_preview_of_a_crops_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     summary = write_previews(store, tmp_path / "p", gallery=True)
     assert summary.files == ["n.png", "gallery.png"]
     assert main(["preview", str(store), "--out", str(tmp_path / "q"), "-q"]) == 0
+
+
+def test_picture_names_drop_the_image_suffix_unless_two_clash(
+    write_cvat: Callable[..., Path], tmp_path: Path
+) -> None:
+    images = "\n".join(
+        f'<image id="{i}" name="{name}" width="20" height="16">'
+        '<box label="bubble" occluded="0" xtl="1" ytl="2" xbr="7" ybr="8" z_order="0"/></image>'
+        for i, name in enumerate(["a.png", "a.tif", "gallery.jpg"])
+    )
+    store = tmp_path / "d.zarr"
+    convert(write_cvat(images), store)
+    summary = write_previews(store, tmp_path / "p")
+    # "a.tif" would clash with "a.png"; "gallery" with the gallery's own file name
+    assert summary.files == ["a.png", "a.tif.png", "gallery.jpg.png"]
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == sorted(summary.files)

@@ -79,6 +79,7 @@ from zarr.storage import LocalStore
 from microprep.errors import StoreError, UsageError
 from microprep.exports.coco import raster_to_rle
 from microprep.outputs import atomic_output
+from microprep.paths import picture_name
 from microprep.predict.instances import InstancePrediction
 from microprep.predict.overlays import display_pixels, save_picture
 from microprep.predict.semantic import default_colors, overlays_path
@@ -245,6 +246,7 @@ def write_instance_predictions(
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot create the prediction store at {out}: {exc}") from exc
         taken: set[str] = set()
+        pictures: set[str] = set()  # overlay file names taken
         for item in tqdm(items, desc="write", unit="input", disable=None if progress else True):
             pred = item.prediction
             if len(pred) and not 1 <= int(pred.labels.min()) <= int(pred.labels.max()) < len(names):
@@ -265,7 +267,7 @@ def write_instance_predictions(
                     display_pixels(item.image), class_map, pred.to_instances(), colors=palette
                 )
                 picture = caption(with_legend(enlarge(picture), palette, names), item.name)
-                save_picture(picture, tmp_over / f"{group}.png")
+                save_picture(picture, tmp_over / picture_name(group, pictures))
             summary.names.append(item.name)
             summary.groups.append(group)
             summary.objects.append(len(pred))

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from microprep.errors import InputError, UsageError
 from microprep.model import DEFAULT_PALETTE
 from microprep.outputs import atomic_output
+from microprep.paths import picture_name
 from microprep.predict.inputs import PredictionInput, iter_inputs
 from microprep.predict.overlays import prediction_picture, save_picture
 from microprep.predict.scaling import ScaleFn, channels_first, unit_range, window_for
@@ -190,6 +191,7 @@ def predict_semantic(
         bar = tqdm(
             _inputs(source), desc="predict", unit="input", disable=None if progress else True
         )
+        pictures: set[str] = set()  # overlay file names taken
         for record in bar:
             _predict_one(
                 record,
@@ -202,6 +204,7 @@ def predict_semantic(
                 in_channels=in_channels,
                 prob_dtype=prob_dtype,
                 overlay_dir=tmp_over,
+                overlay_names=pictures,
                 overlay_slices=overlay_slices,
                 colors=palette,
                 summary=summary,
@@ -227,6 +230,7 @@ def _predict_one(
     in_channels: int | None,
     prob_dtype: str | None,
     overlay_dir: Path | None,
+    overlay_names: set[str],
     overlay_slices: int,
     colors: Sequence[Sequence[int]],
     summary: PredictionSummary,
@@ -288,4 +292,4 @@ def _predict_one(
             names=writer.classes,
             depth=spatial[0] if record.ndim == 3 else None,
         )
-        save_picture(picture, overlay_dir / f"{node.group}.png")
+        save_picture(picture, overlay_dir / picture_name(node.group, overlay_names))

@@ -1,10 +1,10 @@
 """Write preview PNGs of a dataset (or augmented, or crops) store into a folder, atomically.
 
-One PNG per node (``<node>.png``: the overlay with a legend strip; volumes: a montage of a few
-evenly spaced slices) and, when asked, ``gallery.png`` (the augmentation gallery of the first
-node with pixels). The folder is built in a temporary folder and swapped into place
-(:func:`microprep.outputs.atomic_output`), so it is either the earlier complete set or the new
-one.
+One PNG per node (``<node>.png``, named by :func:`microprep.paths.picture_name`: the overlay
+with a legend strip; volumes: a montage of a few evenly spaced slices) and, when asked,
+``gallery.png`` (the augmentation gallery of the first node with pixels). The folder is built
+in a temporary folder and swapped into place (:func:`microprep.outputs.atomic_output`), so it
+is either the earlier complete set or the new one.
 
 Volumes are read slice by slice: only the shown slices of ``image``, ``labels`` and
 ``instances`` are loaded, so memory stays bounded by a few slices.
@@ -12,7 +12,7 @@ Volumes are read slice by slice: only the shown slices of ``image``, ``labels`` 
 Example:
     >>> summary = write_previews("dataset.zarr", "previews")  # doctest: +SKIP
     >>> summary.files[:2]  # doctest: +SKIP
-    ['grid_1_mg_01.png.png', 'grid_1_mg_02.png.png']
+    ['grid_1_mg_01.png', 'grid_1_mg_02.png']
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from microprep.outputs import atomic_output
+from microprep.paths import picture_name
 from microprep.preview.crops import (
     crops_gallery_source,
     crops_nodes,
@@ -224,6 +225,7 @@ def write_previews(
     if slices < 1:
         raise UsageError(f"--slices must be 1 or more, got {slices}")
     out = Path(out)
+    taken = {GALLERY_NAME}  # picture file names taken
     if is_crops_store(source):
         nodes = crops_nodes(source)
         chosen = nodes if max_nodes is None else nodes[:max_nodes]
@@ -235,8 +237,9 @@ def write_previews(
             for name in tqdm(
                 chosen, desc="previews", unit="node", disable=None if progress else True
             ):
-                _save(node_crops_picture(source, name), tmp / f"{name}.png")
-                summary.files.append(f"{name}.png")
+                filename = picture_name(name, taken)
+                _save(node_crops_picture(source, name), tmp / filename)
+                summary.files.append(filename)
             _write_gallery(gallery_image, tmp, seed, summary)
         logger.info("wrote %d previews to %s", len(summary.files), out)
         return summary
@@ -249,7 +252,7 @@ def write_previews(
             for name in tqdm(
                 chosen, desc="previews", unit="node", disable=None if progress else True
             ):
-                filename = f"{name}.png"
+                filename = picture_name(name, taken)
                 _save(node_picture(dataset, name, slices=slices), tmp / filename)
                 summary.files.append(filename)
             _write_gallery(gallery_image, tmp, seed, summary)
