@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from microprep.cli.options import split_options
+
 
 def _ints(
     _ctx: click.Context, _param: click.Parameter, value: str | None
@@ -62,6 +64,7 @@ def _ints(
     help="Keep only windows with at least this fraction of non-background pixels.",
 )
 @click.option("--node", "nodes", multiple=True, help="Crop only this node (repeatable).")
+@split_options("Crop only inside")
 @click.option(
     "--workers",
     type=click.IntRange(min=0),
@@ -81,17 +84,21 @@ def crop_command(
     min_area: int,
     min_foreground: float,
     nodes: tuple[str, ...],
+    split: str | None,
+    splits_path: Path | None,
     workers: int,
     quiet: bool,
 ) -> None:
     """Cut a dataset store into fixed-size crops (2D tiles or 3D sub-volumes).
 
-    Every pixel is covered; each crop records its source node and origin.
+    Every pixel is covered; each crop records its source node and origin. With --split, only
+    the regions of that split are cropped, and no crop reads a pixel outside them.
 
     \b
     Examples:
       prep crop dataset.zarr --window 256 --stride 128 --out crops.zarr
       prep crop volume.zarr --window 64,64,64 --stride 32,32,32 --out cubes.zarr
+      prep crop dataset.zarr --window 256 --split train --out train-crops.zarr
     """
     from microprep.crops.index import CropIndex, CropOptions
     from microprep.crops.write import node_samples, write_crops
@@ -109,7 +116,9 @@ def crop_command(
     )
     with open_dataset(dataset) as ds:
         try:
-            index = CropIndex(ds, options, nodes=list(nodes) or None)
+            index = CropIndex(
+                ds, options, nodes=list(nodes) or None, split=split, splits=splits_path
+            )
         except (KeyError, IndexError) as exc:
             raise StoreError(f"{dataset}: {exc.args[0] if exc.args else exc}") from exc
         if workers:

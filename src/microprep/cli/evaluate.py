@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from microprep.cli.options import split_options
 from microprep.errors import UsageError
 
 KINDS = ("auto", "semantic", "instances")
@@ -53,17 +54,7 @@ def _instances_report(
 @click.command("evaluate")
 @click.argument("pred", type=click.Path(exists=True, path_type=Path))
 @click.argument("ground_truth", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--split",
-    type=click.Choice(("train", "val", "test")),
-    help="Evaluate only the regions of this split (splits file beside the ground truth store).",
-)
-@click.option(
-    "--splits",
-    "splits_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The splits file (default: GROUND_TRUTH.splits.json beside the store).",
-)
+@split_options("Evaluate only", store="GROUND_TRUTH")
 @click.option(
     "--json",
     "json_path",

@@ -1,4 +1,5 @@
-"""Options shared by commands that read exports (``convert``, ``validate``)."""
+"""Options shared by several commands: reading exports (``convert``, ``validate``), and
+choosing a split (``crop``, ``augment``, ``evaluate``)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,26 @@ def reader_options(func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def split_options(what: str, store: str = "DATASET") -> Callable[[F], F]:
+    """Add ``--split train|val|test`` and ``--splits FILE`` (as ``split``, ``splits_path``).
+
+    ``what`` completes the help of ``--split`` (e.g. ``"Crop only"``); ``store`` names the
+    argument whose splits file is the default.
+    """
+
+    def add(func: F) -> F:
+        func = click.option(
+            "--splits",
+            "splits_path",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help=f"The splits file (default: {store}.splits.json beside the store).",
+        )(func)
+        return click.option(
+            "--split",
+            type=click.Choice(("train", "val", "test")),
+            help=f"{what} the regions of this split (written by `prep split`).",
+        )(func)
+
+    return add

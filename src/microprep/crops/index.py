@@ -18,7 +18,8 @@ import bisect
 import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from pathlib import Path
+from typing import Any, Protocol, TypedDict
 
 import numpy as np
 import zarr
@@ -27,9 +28,11 @@ from tqdm import tqdm
 
 from microprep.crops.cut import PADS, cut_window
 from microprep.crops.instances import SourceTables, check_thresholds, clip_layers
+from microprep.crops.regions import layout_windows, select_regions
 from microprep.crops.slabs import SlabReader
-from microprep.crops.windows import as_tuple, window_grid
+from microprep.crops.windows import as_tuple
 from microprep.errors import UsageError
+from microprep.splits import Region, Splits, default_splits_path
 from microprep.store_read import Dataset
 from microprep.targets.types import Instances
 
@@ -69,12 +72,22 @@ class CropOptions:
 
 
 class CropIndex:
-    """Every window of the chosen nodes of a store, in node order then C order.
+    """Every window of the chosen nodes (or of one split's regions) of a store, in node order
+    then C order.
 
     Args:
         dataset: an opened store (:func:`microprep.open_dataset`).
         options: window, stride, edge and filters; keywords override fields.
         nodes: node keys to use (default: all).
+        split: ``"train"``, ``"val"`` or ``"test"``: only windows inside that split's regions
+            (see :mod:`microprep.crops.regions`: a window never reads past its region, the rest
+            is padded); None: whole nodes.
+        splits: the splits file (or a :class:`microprep.splits.Splits`) for ``split``
+            (default: the one beside the store, written by ``prep split``).
+
+    Raises:
+        UsageError: bad options, an unknown split, a missing splits file, or a split without
+            regions among the chosen nodes.
     """
 
     def __init__(
@@ -83,6 +96,8 @@ class CropIndex:
         options: CropOptions | None = None,
         *,
         nodes: Sequence[str | int] | None = None,
+        split: str | None = None,
+        splits: Splits | str | Path | None = None,
         **overrides: Any,
     ) -> None:
         opts = options or CropOptions()
@@ -91,31 +106,52 @@ class CropIndex:
         opts.check()
         self.dataset = dataset
         self.options = opts
+        self.split = split
         root: Any = zarr.open_group(dataset.path, mode="r")
         self.group = root
         keys = dataset.nodes if nodes is None else [dataset.node_name(k) for k in nodes]
-        self.nodes: tuple[str, ...] = tuple(keys)
+        shapes = {name: tuple(int(s) for s in root[name]["labels"].shape) for name in keys}
+        regions = select_regions(
+            store=Path(dataset.path), shapes=shapes, nodes=keys, split=split, splits=splits
+        )
+        #: the splits file the regions come from (None: whole nodes, or a Splits object)
+        self.splits_file: Path | None = None
+        if split is not None and not isinstance(splits, Splits):
+            self.splits_file = default_splits_path(dataset.path) if splits is None else Path(splits)
+        self.nodes: tuple[str, ...] = tuple(dict.fromkeys(r.node for r in regions))
+        self.regions: dict[str, list[Region]] = {name: [] for name in self.nodes}
+        for region in regions:
+            self.regions[region.node].append(region)
         self.windows: dict[str, tuple[int, ...]] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.origins: dict[str, NDArray[np.int64]] = {}
+        self.stops: dict[str, NDArray[np.int64]] = {}
         self._tables: dict[str, SourceTables] = {}
         for name in self.nodes:
-            shape = tuple(int(s) for s in root[name]["labels"].shape)
+            shape = shapes[name]
             window = as_tuple(opts.window, len(shape), "window")
             stride = window if opts.stride is None else as_tuple(opts.stride, len(shape), "stride")
             self.shapes[name], self.windows[name] = shape, window
-            self.origins[name] = window_grid(
-                shape=shape, window=window, stride=stride, edge=opts.edge
+            layout = layout_windows(
+                self.regions[name], window=window, stride=stride, edge=opts.edge
             )
+            self.origins[name], self.stops[name] = layout.origins, layout.stops
         if opts.min_foreground > 0:
             self._filter_foreground()
         self._offsets = np.cumsum([0, *(len(self.origins[n]) for n in self.nodes)]).tolist()
 
-    def restrict(self, name: str, origins: NDArray[np.int64]) -> CropIndex:
-        """This index limited to node ``name`` and the given window ``origins`` (a copy)."""
+    def restrict(
+        self, name: str, origins: NDArray[np.int64], stops: NDArray[np.int64] | None = None
+    ) -> CropIndex:
+        """This index limited to node ``name`` and the windows at ``origins`` (a copy), each
+        limited to its region's ``stops`` (default: the node's shape)."""
         other = copy.copy(self)
+        ndim = len(self.windows[name])
         other.nodes = (name,)
-        other.origins = {name: np.asarray(origins, np.int64).reshape(-1, len(self.windows[name]))}
+        other.origins = {name: np.asarray(origins, np.int64).reshape(-1, ndim)}
+        if stops is None:
+            stops = np.broadcast_to(np.asarray(self.shapes[name], np.int64), (len(origins), ndim))
+        other.stops = {name: np.asarray(stops, np.int64).reshape(-1, ndim).copy()}
         other._tables = self._tables
         other._offsets = [0, len(other.origins[name])]
         return other
@@ -145,32 +181,29 @@ class CropIndex:
 
     def _filter_foreground(self) -> None:
         for name in self.nodes:
-            window, origins = self.windows[name], self.origins[name]
+            window, origins, stops = self.windows[name], self.origins[name], self.stops[name]
             reader = SlabReader(self.group[name]["labels"])
             keep = np.zeros(len(origins), bool)
             total = float(np.prod(window))
-            for k, origin in enumerate(origins):
-                slab = reader.rows(int(origin[0]), int(origin[0]) + window[0])
-                cut = cut_window(
-                    slab, tuple(origin), window, row_offset=int(origin[0]), full_rows=reader.n
-                )
+            for k, (origin, stop) in enumerate(zip(origins.tolist(), stops.tolist(), strict=True)):
+                slab = reader.rows(origin[0], origin[0] + window[0])
+                cut = _cut_slab(slab, tuple(origin), tuple(stop), window, pad="constant", lead=0)
                 keep[k] = np.count_nonzero(cut) / total >= self.options.min_foreground
-            self.origins[name] = origins[keep]
+            self.origins[name], self.stops[name] = origins[keep], stops[keep]
 
-    def _sample(
-        self, i: int, name: str, origin: tuple[int, ...], cut: Any, row_offset: int, rows: int
-    ) -> CropSample:
-        window, shape, opts = self.windows[name], self.shapes[name], self.options
-        kw = {"row_offset": row_offset, "full_rows": rows}
-        image = cut("image")
-        labels = cut("labels")
-        img = None if image is None else cut_window(image, origin, window, pad=opts.pad, **kw)
-        lab = cut_window(labels, origin, window, pad=opts.pad, **kw)
-        layers = cut_window(cut("instances"), origin, window, pad="constant", lead=1, **kw)
+    def _sample(self, i: int, name: str, k: int, cut: Cutter) -> CropSample:
+        """Crop ``i``: window ``k`` of node ``name``, its arrays cut by ``cut``."""
+        window, opts = self.windows[name], self.options
+        origin = tuple(int(o) for o in self.origins[name][k])
+        stop = tuple(int(s) for s in self.stops[name][k])
+        img = cut("image", origin, stop, opts.pad, 0)
+        lab = cut("labels", origin, stop, opts.pad, 0)
+        layers = cut("instances", origin, stop, "constant", 1)
+        assert lab is not None and layers is not None
         objects, ids = clip_layers(
             layers, self.tables(name), min_visible=opts.min_visible, min_area=opts.min_area
         )
-        valid = tuple(min(w, n - o) for o, w, n in zip(origin, window, shape, strict=True))
+        valid = tuple(min(w, e - o) for o, w, e in zip(origin, window, stop, strict=True))
         return CropSample(
             index=i,
             node=name,
@@ -183,16 +216,24 @@ class CropIndex:
         )
 
     def read(self, i: int) -> CropSample:
-        """Crop ``i``, reading only the chunks its window touches."""
+        """Crop ``i``, reading only the chunks its window touches (inside its region)."""
         name, position = self.locate(i)
         i %= len(self)
-        origin = tuple(int(o) for o in self.origins[name][position])
-        group = self.group[name]
+        group, window = self.group[name], self.windows[name]
 
-        def cut(var: str) -> Any:
-            return group[var] if var in group else None  # noqa: SIM401
+        def cut(
+            var: str, origin: tuple[int, ...], stop: tuple[int, ...], pad: str, lead: int
+        ) -> NDArray[Any] | None:
+            if var not in group:
+                return None
+            part = (slice(None),) * lead + tuple(
+                slice(o, min(o + w, e)) for o, w, e in zip(origin, window, stop, strict=True)
+            )
+            return cut_window(
+                np.asarray(group[var][part]), (0,) * len(window), window, pad=pad, lead=lead
+            )
 
-        return self._sample(i, name, origin, cut, 0, self.shapes[name][0])
+        return self._sample(i, name, position, cut)
 
     def iter_crops(
         self, *, start: int = 0, stop: int | None = None, progress: bool = False
@@ -217,11 +258,50 @@ class CropIndex:
                 }
                 window = self.windows[name]
                 for i in range(lo, hi):
-                    origin = tuple(int(o) for o in self.origins[name][i - self._offsets[k]])
-                    end = origin[0] + window[0]
-                    slabs = {v: r.rows(origin[0], end) for v, r in readers.items()}
-                    rows = self.shapes[name][0]
-                    yield self._sample(i, name, origin, slabs.get, origin[0], rows)
+                    position = i - self._offsets[k]
+                    first = int(self.origins[name][position, 0])
+                    slabs = {v: r.rows(first, first + window[0]) for v, r in readers.items()}
+
+                    def cut(
+                        var: str,
+                        origin: tuple[int, ...],
+                        end: tuple[int, ...],
+                        pad: str,
+                        lead: int,
+                        slabs: dict[str, NDArray[Any]] = slabs,
+                        window: tuple[int, ...] = window,
+                    ) -> NDArray[Any] | None:
+                        if var not in slabs:
+                            return None
+                        return _cut_slab(slabs[var], origin, end, window, pad=pad, lead=lead)
+
+                    yield self._sample(i, name, position, cut)
                     bar.update(1)
         finally:
             bar.close()
+
+
+class Cutter(Protocol):
+    """Cuts one array (``image``, ``labels``, ``instances``) of a window inside its region;
+    None when the node has no such array."""
+
+    def __call__(
+        self, var: str, origin: tuple[int, ...], end: tuple[int, ...], pad: str, lead: int, /
+    ) -> NDArray[Any] | None: ...
+
+
+def _cut_slab(
+    slab: NDArray[Any],
+    origin: tuple[int, ...],
+    stop: tuple[int, ...],
+    window: tuple[int, ...],
+    *,
+    pad: str,
+    lead: int,
+) -> NDArray[Any]:
+    """The window at ``origin`` from a slab whose rows start at ``origin[0]``, limited to the
+    region that ends at ``stop`` (the rest padded)."""
+    inside = (slice(None),) * (lead + 1) + tuple(slice(0, e) for e in stop[1:])
+    return cut_window(
+        slab[inside], origin, window, pad=pad, lead=lead, row_offset=origin[0], full_rows=stop[0]
+    )

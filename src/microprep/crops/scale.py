@@ -80,13 +80,17 @@ def _bounds(origin: tuple[int, ...], window: tuple[int, ...], shape: Sequence[in
 
 
 def _read_run(
-    path: str, options: CropOptions, name: str, origins: NDArray[np.int64]
+    path: str,
+    options: CropOptions,
+    name: str,
+    origins: NDArray[np.int64],
+    stops: NDArray[np.int64],
 ) -> list[CropSample]:
     """On a worker: open the store and read one run of windows of one node."""
     from microprep.store_read import open_dataset
 
     with open_dataset(path) as ds:
-        index = CropIndex(ds, options, nodes=[name]).restrict(name, origins)
+        index = CropIndex(ds, options, nodes=[name]).restrict(name, origins, stops)
         return list(index.iter_crops())
 
 
@@ -101,7 +105,7 @@ def distributed_samples(
     workers = max(1, len(client.scheduler_info().get("workers", {})))
 
     def source(index: CropIndex, name: str) -> Iterator[CropSample]:
-        origins = index.origins[name]
+        origins, stops = index.origins[name], index.stops[name]
         if not len(origins):
             return iter(())
         rows = np.flatnonzero(np.diff(origins[:, 0], prepend=-1))
@@ -110,7 +114,7 @@ def distributed_samples(
         opts = CropOptions(**{**index.options.__dict__, "min_foreground": 0.0})
         path = str(index.dataset.path)
         futures = [
-            client.submit(_read_run, path, opts, name, origins[a:b], pure=False)
+            client.submit(_read_run, path, opts, name, origins[a:b], stops[a:b], pure=False)
             for a, b in itertools.pairwise(cuts)
         ]
 

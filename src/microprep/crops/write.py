@@ -102,6 +102,7 @@ def _write_node(
             "name": str(index.dataset[name].attrs.get("name", name)),
             "window": list(window),
             "source_shape": list(shape),
+            "regions": [[list(r.start), list(r.stop)] for r in index.regions[name]],
             "crops": n,
         },
     )
@@ -228,6 +229,11 @@ def write_crops(
             "min_foreground": opts.min_foreground,
             **(extra_attrs or {}),
         },
+        "split": index.split,
+        "splits_file": None if index.splits_file is None else str(index.splits_file.resolve()),
+        "splits_sha256": None
+        if index.splits_file is None
+        else hashlib.sha256(index.splits_file.read_bytes()).hexdigest(),
         "nodes": list(index.nodes),
         "complete": False,
     }
