@@ -188,6 +188,31 @@ def test_interrupted_run_keeps_the_earlier_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["annotations.xml", "o"]
 
 
+def test_a_bug_is_one_line_exit_3_and_keeps_the_earlier_output(
+    write_cvat: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Capture,
+) -> None:
+    export = write_cvat()
+    out = tmp_path / "o"
+    assert main(["convert", str(export), "--to", "zarr,masks", "--out", str(out), "-q"]) == 0
+    before = tree_digest(out)
+
+    def broken(*_args: object, **_kw: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("microprep.conversion.build_targets", broken)
+    capsys.readouterr()
+    assert main(["convert", str(export), "--to", "zarr,masks", "--out", str(out), "-q"]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: ZeroDivisionError: division by zero" in err
+    assert "Traceback" not in err
+    assert tree_digest(out) == before
+    assert main(["-v", "convert", str(export), "--to", "zarr", "--out", str(out), "-q"]) == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
 BOW_TIE = (
     '<image id="0" name="a.png" width="16" height="16">'
     '<polygon label="precipitate" points="2,2;12,12;12,2;2,12"/></image>'

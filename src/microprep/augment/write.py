@@ -34,9 +34,11 @@ from microprep.augment.pipeline import (
     boxes_from_layers,
     sample_rng,
 )
+from microprep.crops.instances import SourceTables, clip_layers
 from microprep.errors import StoreError, UsageError
 from microprep.model import ImageInfo, LabelMap, LabelSpec
 from microprep.outputs import atomic_output
+from microprep.splits import Region, Splits
 from microprep.store import ZarrSink
 from microprep.store_read import rasters_from_layers, read_root_attrs
 from microprep.targets.types import Instances, Targets, class_dtype
@@ -65,6 +67,8 @@ class Task:
     copy: int
     seed: int
     config: AugmentConfig
+    #: ``(start, stop)`` of the part of the node to augment (a split's region); None: all of it
+    region: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
 
 @dataclass(slots=True)
@@ -80,18 +84,28 @@ class AugmentSummary:
 
 def tasks_for(
     source: Path,
-    nodes: Iterable[str],
+    nodes: Iterable[str | Region],
     config: AugmentConfig,
     *,
     copies: int,
     seed: int,
     include_original: bool = False,
 ) -> list[Task]:
-    """Every :class:`Task` of a run, in output order (node by node, copy by copy)."""
+    """Every :class:`Task` of a run, in output order (node by node, copy by copy).
+
+    ``nodes`` are node names, or regions of nodes (a region that covers its whole node is the
+    node); the ``index`` of a task (which seeds its draws) is the position in ``nodes``.
+    """
     first = -1 if include_original else 0
+    parts: list[tuple[str, tuple[tuple[int, ...], tuple[int, ...]] | None]] = []
+    for item in nodes:
+        if isinstance(item, Region):
+            parts.append((item.node, (tuple(item.start), tuple(item.stop))))
+        else:
+            parts.append((item, None))
     return [
-        Task(Path(source), node, index, copy, int(seed), config)
-        for index, node in enumerate(nodes)
+        Task(Path(source), node, index, copy, int(seed), config, region)
+        for index, (node, region) in enumerate(parts)
         for copy in range(first, copies)
     ]
 
@@ -117,32 +131,85 @@ _TABLES = (
 )
 
 
-def read_node(source: Path, node: str) -> NodeData:
+def read_node(
+    source: Path, node: str, region: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+) -> NodeData:
     """Read node ``node`` of the finished store ``source`` (zarr directly, no xarray).
 
+    With ``region`` ``(start, stop)``, only that box is read, as if it were the node: objects
+    are clipped to it (boxes and areas recomputed, objects without a pixel in it dropped), and
+    the name gets the box (``"stack[16:24,0:128,0:128]"``).
+
     Raises:
-        StoreError: the store is not a finished microprep store, or the node is unreadable.
+        StoreError: the store is not a finished microprep store, the node is unreadable, or
+            the region does not fit it.
     """
     root = read_root_attrs(Path(source))
     if node not in root["nodes"]:
         raise StoreError(f"{source}: no node {node!r}")
     try:
         group: Any = zarr.open_group(Path(source) / node, mode="r", zarr_format=3)
-        arrays = {key: np.asarray(group[key][...]) for key in ("labels", "instances", *_TABLES)}
-        image = np.asarray(group["image"][...]) if "image" in group else None
+        shape = tuple(int(s) for s in group["labels"].shape)
+        box = (
+            tuple(slice(0, n) for n in shape)
+            if region is None
+            else tuple(slice(a, b) for a, b in zip(*region, strict=True))
+        )
+        fits = len(box) == len(shape) and all(
+            0 <= b.start < b.stop <= n for b, n in zip(box, shape, strict=False)
+        )
+        if not fits:
+            raise StoreError(f"{source}: region {region} does not fit node {node!r} {shape}")
+        arrays = {key: np.asarray(group[key][...]) for key in _TABLES}
+        arrays["labels"] = np.asarray(group["labels"][box])
+        arrays["instances"] = np.asarray(group["instances"][(slice(None), *box)])
+        image = np.asarray(group["image"][box]) if "image" in group else None
         attrs = dict(group.attrs)
     except (OSError, KeyError, ValueError) as exc:
         raise StoreError(f"{source}: cannot read node {node!r}: {exc}") from exc
+    layers = arrays["instances"].astype(np.uint32, copy=False)
     n = int(arrays["instance_label"].shape[0])
-    sample: Sample = {
-        "labels": arrays["labels"],
-        "instances": arrays["instances"].astype(np.uint32, copy=False),
-        "boxes": arrays["instance_box"].astype(np.float64).reshape(n, -1),
-    }
+    boxes = arrays["instance_box"].astype(np.float64).reshape(n, 2 * len(shape))
+    if region is not None and tuple(b.stop - b.start for b in box) != shape:
+        layers, boxes = _clip_to_region(arrays, layers, attrs, box)
+    sample: Sample = {"labels": arrays["labels"], "instances": layers, "boxes": boxes}
     if image is not None:
         sample["image"] = image
     tables = {key: arrays[key] for key in _TABLES}
     return NodeData(node, sample, tables, attrs, len(root["classes"]))
+
+
+def _clip_to_region(
+    arrays: dict[str, NDArray[Any]],
+    layers: NDArray[np.uint32],
+    attrs: dict[str, Any],
+    box: tuple[slice, ...],
+) -> tuple[NDArray[np.uint32], NDArray[np.float64]]:
+    """Clip the objects of a node to a region: update ``arrays`` (tables) and ``attrs`` (name,
+    frames) in place; return the region's instance layers and boxes."""
+    tables = SourceTables(
+        arrays["instance_label"].astype(np.int64),
+        arrays["instance_area"].astype(np.int64),
+        arrays["instance_occluded"].astype(bool),
+        arrays["instance_group"].astype(np.int64),
+        arrays["instance_track"].astype(np.int64),
+    )
+    objects, _ = clip_layers(layers, tables, min_visible=0.0, min_area=1)
+    arrays["instance_label"] = objects.labels
+    arrays["instance_area"] = objects.areas
+    arrays["instance_occluded"] = objects.occluded
+    arrays["instance_group"] = objects.groups
+    arrays["instance_track"] = objects.tracks
+    arrays["instance_box"] = objects.boxes
+    where = ",".join(f"{b.start}:{b.stop}" for b in box)
+    attrs["name"] = f"{attrs.get('name', 'node')}[{where}]"
+    if len(box) == 3:
+        for key in ("frames", "subsets"):
+            if isinstance(attrs.get(key), list):
+                attrs[key] = attrs[key][box[0]]
+    if not len(objects):
+        return np.zeros((1, *objects.shape), np.uint32), objects.boxes
+    return objects.layers().astype(np.uint32, copy=False), objects.boxes
 
 
 def augment_node(
@@ -157,7 +224,7 @@ def augment_node(
         StoreError: the store cannot be read.
     """
     if data is None:
-        data = read_node(task.source, task.node)
+        data = read_node(task.source, task.node, task.region)
     sample = data.sample
     tables, attrs, num_classes = data.tables, data.attrs, data.num_classes
     n = int(tables["instance_label"].shape[0])
@@ -202,7 +269,14 @@ def augment_node(
         images = (ImageInfo(new_name, width, height, subset=subset),)
     class_map = np.asarray(sample["labels"]).astype(class_dtype(num_classes), copy=False)
     targets = Targets(new_name, images, class_map, instances, num_classes)
-    info = {"source_node": task.node, "index": task.index, "copy": task.copy, "seed": task.seed}
+    info: dict[str, Any] = {
+        "source_node": task.node,
+        "index": task.index,
+        "copy": task.copy,
+        "seed": task.seed,
+    }
+    if task.region is not None:
+        info["region"] = [list(task.region[0]), list(task.region[1])]
     return targets, sample.get("image"), info
 
 
@@ -211,9 +285,11 @@ def _in_process(
 ) -> Iterator[tuple[Targets, NDArray[Any] | None, dict[str, Any]]]:
     """Run ``tasks`` here, reading each node once for all its copies."""
     data: NodeData | None = None
+    part: tuple[str, Any] | None = None
     for task in tasks:
-        if data is None or data.node != task.node:
-            data = read_node(task.source, task.node)
+        if data is None or part != (task.node, task.region):
+            data = read_node(task.source, task.node, task.region)
+            part = (task.node, task.region)
         yield augment_node(task, data)
 
 
@@ -237,6 +313,8 @@ def augment_store(
     include_original: bool = False,
     workers: int | None = None,
     progress: bool = False,
+    split: str | None = None,
+    splits: Splits | str | Path | None = None,
 ) -> AugmentSummary:
     """Write ``copies`` augmented copies of every node of the store ``source`` to ``out``.
 
@@ -250,9 +328,14 @@ def augment_store(
         workers: run on a ``dask.distributed`` LocalCluster of this many worker processes
             (None: in this process). The result is the same either way.
         progress: show a progress bar.
+        split: ``"train"``, ``"val"`` or ``"test"``: augment only the regions of that split
+            (whole nodes for splits by image or volume; for splits by region, each region as a
+            node of its own, objects clipped to it); None: every node.
+        splits: the splits file (or :class:`microprep.splits.Splits`) for ``split`` (default:
+            the one beside ``source``).
 
     Raises:
-        UsageError: ``copies`` < 1 or ``workers`` < 1.
+        UsageError: ``copies`` < 1, ``workers`` < 1, or no such split (see ``prep split``).
         StoreError: reading ``source`` or writing ``out`` fails.
     """
     if copies < 1:
@@ -264,8 +347,11 @@ def augment_store(
         raise UsageError(f"the output {out} is the source store; choose another path")
     root = read_root_attrs(source)
     nodes = tuple(str(name) for name in root["nodes"])
+    parts: tuple[str | Region, ...] = nodes
+    if split is not None:
+        parts = tuple(_split_parts(source, nodes, split, splits))
     tasks = tasks_for(
-        source, nodes, config, copies=copies, seed=seed, include_original=include_original
+        source, parts, config, copies=copies, seed=seed, include_original=include_original
     )
     provenance = {
         "source": str(source),
@@ -280,9 +366,17 @@ def augment_store(
             "source_options": root.get("options", {}),
             "source_export": root.get("source"),
             "source_sha256": root.get("source_sha256"),
+            "split": split,
+            "regions": None
+            if split is None
+            else [
+                {"node": p.node, "start": list(p.start), "stop": list(p.stop)}
+                for p in parts
+                if isinstance(p, Region)
+            ],
         },
     }
-    summary = AugmentSummary(source=source, out=out, nodes=len(nodes), copies=copies)
+    summary = AugmentSummary(source=source, out=out, nodes=len(parts), copies=copies)
     results: Iterator[tuple[Targets, NDArray[Any] | None, dict[str, Any]]]
     with atomic_output(out) as tmp:
         sink = ZarrSink(tmp, _label_map(root), provenance=provenance)
@@ -310,3 +404,23 @@ def augment_store(
         sink.close()
     logger.info("%s: %d augmented nodes from %s", out, len(summary.names), source)
     return summary
+
+
+def _split_parts(
+    source: Path, nodes: tuple[str, ...], split: str, splits: Splits | str | Path | None
+) -> list[str | Region]:
+    """The regions of ``split`` among ``nodes``: a whole node as its name, a part as a Region."""
+    from microprep.crops.regions import select_regions
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name in nodes:
+        try:
+            labels: Any = zarr.open_array(source / name / "labels", mode="r")
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"{source}: cannot read node {name!r}: {exc}") from exc
+        shapes[name] = tuple(int(n) for n in labels.shape)
+    regions = select_regions(store=source, shapes=shapes, nodes=nodes, split=split, splits=splits)
+    return [
+        r.node if tuple(r.start) == (0,) * len(r.start) and tuple(r.stop) == shapes[r.node] else r
+        for r in regions
+    ]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from microprep.cli.options import split_options
+
 
 @click.command("augment")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -55,6 +57,7 @@ import click
     default=None,
     help="Run on a dask.distributed LocalCluster of N worker processes (same result).",
 )
+@split_options("Augment only")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def augment_command(
     dataset: Path,
@@ -68,18 +71,22 @@ def augment_command(
     in_plane: bool,
     include_original: bool,
     workers: int | None,
+    split: str | None,
+    splits_path: Path | None,
     quiet: bool,
 ) -> None:
     """Write augmented copies of every image (or volume) of DATASET into a new store.
 
     Noise touches the image only; geometry moves the image, class map and instance masks
-    together, and boxes are recomputed. Every copy is reproducible from --seed.
+    together, and boxes are recomputed. Every copy is reproducible from --seed. With --split,
+    only that split's nodes (or regions of a volume, each as a node of its own) are augmented.
 
     \b
     Examples:
       prep augment dataset.zarr --noise poisson:dose=30 --geometry flip,rot90 --out aug.zarr
       prep augment dataset.zarr --noise gaussian:sigma=0.03,blur:sigma=1 \\
           --geometry rotate,zoom --copies 4 --seed 7 --workers 2 --out aug.zarr
+      prep augment dataset.zarr --noise poisson --split train --copies 3 --out train-aug.zarr
     """
     from microprep.augment import AugmentConfig, parse_geometry, parse_noise
     from microprep.augment.write import augment_store
@@ -100,10 +107,12 @@ def augment_command(
         include_original=include_original,
         workers=workers,
         progress=not quiet,
+        split=split,
+        splits=splits_path,
     )
     if not quiet:
         click.echo(
             f"{summary.source} -> {summary.out}: {len(summary.names)} nodes "
-            f"({summary.nodes} source nodes x {summary.copies} copies"
+            f"({summary.nodes} source {'regions' if split else 'nodes'} x {summary.copies} copies"
             f"{' + originals' if include_original else ''}, seed {seed})"
         )

@@ -26,6 +26,8 @@ from microprep.cli.validate import validate_command
 from microprep.errors import PrepError
 
 EXIT_ERROR = 2
+#: An unexpected exception: a bug in microprep (or a library it calls), not bad input.
+EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
 _state = {"verbose": 0}
@@ -67,6 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (click.Abort, KeyboardInterrupt):
         click.echo("prep: interrupted; no output was changed", err=True)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line (the traceback with -v); outputs are atomic
+        if _state["verbose"]:
+            traceback.print_exc()
+        click.echo(
+            f"prep: internal error: {type(exc).__name__}: {exc}\n"
+            "prep: no output was changed; run with -v for the traceback and please report it",
+            err=True,
+        )
+        return EXIT_INTERNAL
     return result if isinstance(result, int) else 0
 
 
