@@ -10,7 +10,8 @@ import pytest
 from crops.helpers import disk, make_store
 from microprep import open_dataset
 from microprep.augment import AugmentConfig, parse_noise
-from microprep.augment.write import augment_node, augment_store, read_node, tasks_for
+from microprep.augment.nodes import read_node, tasks_for
+from microprep.augment.write import augment_node, augment_store
 from microprep.cli.main import main
 from microprep.splits import Region, Splits, save_splits
 

@@ -4,7 +4,8 @@
 * :mod:`.geometry2d`, :mod:`.geometry3d`, :mod:`.fields`: flips / quarter turns / rotation /
   zoom / displacement fields for images and volumes;
 * :mod:`.pipeline`: :class:`AugmentConfig`, :class:`Augmenter`, ``--noise`` parsing;
-* :mod:`.write`: ``prep augment`` (AUG.zarr), :mod:`.scale`: dask and LocalCluster.
+* :mod:`.nodes`: what ``prep augment`` augments (tasks: nodes or a split's regions) and
+  reading it; :mod:`.write`: ``prep augment`` (AUG.zarr); :mod:`.scale`: dask and LocalCluster.
 
 :data:`NOISE_KINDS` maps each noise kind to a callable ``(image, rng) -> image`` with the
 documented default parameters (:data:`DEFAULTS`), for previews that show one variant per kind.

@@ -32,7 +32,7 @@ from microprep.errors import UsageError
 if TYPE_CHECKING:
     import dask.array as da
 
-    from microprep.augment.write import Task
+    from microprep.augment.nodes import Task
     from microprep.targets.types import Targets
 
 logger = logging.getLogger(__name__)
