@@ -68,6 +68,18 @@ def test_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     assert not list(out.parent.glob(".*tmp*"))  # the atomic write left no temp file
 
 
+def test_plot_writes_a_picture(tmp_path: Path) -> None:
+    from PIL import Image
+
+    pred, truth = make_pair(tmp_path)
+    out = tmp_path / "scores.png"
+    code, output, exc = run(["evaluate", str(pred), str(truth), "--plot", str(out)])
+    assert code == 0, (output, exc)
+    assert f"picture -> {out}" in output
+    with Image.open(out) as picture:
+        assert picture.format == "PNG" and picture.width > picture.height
+
+
 def test_no_background_flag(tmp_path: Path) -> None:
     pred, truth = make_pair(tmp_path)
     out = tmp_path / "s.json"

@@ -104,6 +104,34 @@ def atomic_output(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
         _release(lock)
 
 
+def write_file_atomic(path: str | Path, data: bytes) -> Path:
+    """Write the file ``path`` through a temporary file beside it (fsync, then rename), so it
+    is either the earlier complete file or the new one. Returns ``path``.
+
+    Raises:
+        StoreError: the file cannot be written.
+
+    Example:
+        >>> import tempfile
+        >>> write_file_atomic(Path(tempfile.mkdtemp()) / "a.txt", b"hi").read_bytes()
+        b'hi'
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def _exists(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 

@@ -267,3 +267,24 @@ def test_bad_requests(store: Path) -> None:
 @pytest.mark.parametrize("module", [coco_module, coco_truth_module])
 def test_docstring_examples(module: object) -> None:
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]
+
+
+def test_precision_recall_curves_at_iou50(store: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from microprep.evaluate.coco_report import RECALLS
+    from microprep.evaluate.plots import draw_report
+
+    gt = coco_ground_truth(store)
+    half = [r for r in perfect(gt) if r["category_id"] == 2]  # the precipitates only
+    report = evaluate_instances(half, store)
+    for s in report.scores.values():
+        assert len(s.pr50["precipitate"]) == len(RECALLS) == 101
+        assert s.pr50["precipitate"] == [1.0] * 101  # every precipitate found, nothing wrong
+        assert s.pr50["bubble"] == [0.0] * 101  # bubbles exist but none was detected
+    data = report.as_dict()["scores"]["segm"]["precision_at_iou50"]
+    assert data["precipitate"][0] == 1.0 and len(data["bubble"]) == 101
+    out = draw_report(report, tmp_path / "pr.png")
+    with Image.open(out) as picture:
+        assert picture.size == (1000, 450)  # two panels: bbox and segm
+        assert len(picture.getcolors(1 << 20) or []) > 10  # drawn, not blank

@@ -226,3 +226,23 @@ def test_match_key() -> None:
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_plot_of_a_semantic_report(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from microprep.evaluate.plots import draw_semantic
+    from microprep.evaluate.report import SemanticReport
+    from microprep.metrics import SegmentationScores
+
+    confusion = np.array([[90, 10, 0], [5, 45, 0], [0, 0, 0]])
+    scores = SegmentationScores.from_confusion(confusion)
+    report = SemanticReport(scores, ["background", "pore", "crack"], "p.zarr", "t.zarr", "val")
+    out = draw_semantic(report, tmp_path / "sub" / "s.png")
+    with Image.open(out) as picture:
+        rgb = np.asarray(picture.convert("RGB"))
+    assert rgb.shape[1] > rgb.shape[0] > 300
+    # drawn: the dark blue of the 0.9 cell is there, not only white paper and black text
+    blue = (rgb[..., 2] > 100) & (rgb[..., 0] < 60)
+    assert blue.sum() > 1000
+    assert not list(out.parent.glob(".s.png.tmp-*"))

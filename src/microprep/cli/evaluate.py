@@ -62,6 +62,13 @@ def _instances_report(
     help="Also write the report as JSON to this file (atomically).",
 )
 @click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the scores to this PNG: confusion matrix and per-class bars (class maps), "
+    "precision-recall curves (instances).",
+)
+@click.option(
     "--no-background",
     is_flag=True,
     help="Leave class 0 out of the macro and micro averages (semantic).",
@@ -79,6 +86,7 @@ def evaluate_command(
     split: str | None,
     splits_path: Path | None,
     json_path: Path | None,
+    plot_path: Path | None,
     no_background: bool,
     kind: str,
 ) -> None:
@@ -92,7 +100,7 @@ def evaluate_command(
 
     \b
     Examples:
-      prep evaluate pred.zarr dataset.zarr --split val --json scores.json
+      prep evaluate pred.zarr dataset.zarr --split val --json scores.json --plot scores.png
       prep evaluate pred_masks/ gt_masks/ --no-background
     """
     from microprep.evaluate.report import write_json
@@ -116,3 +124,8 @@ def evaluate_command(
     if json_path is not None:
         write_json(report.as_dict(), json_path)
         click.echo(f"  report -> {json_path}")
+    if plot_path is not None:
+        from microprep.evaluate.plots import draw_report
+
+        draw_report(report, plot_path)
+        click.echo(f"  picture -> {plot_path}")

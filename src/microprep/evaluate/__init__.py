@@ -4,6 +4,9 @@
   or a folder of class-index images) against a dataset store or a folder; per-class IoU, F1,
   precision and recall with macro and micro averages, optionally restricted to a split.
 * :class:`SemanticReport`, :func:`write_json` (``report.py``): the text table and JSON.
+* ``coco.py``, ``coco_report.py``: COCO mAP of instance predictions (pycocotools).
+* ``plots.py``: the pictures of ``prep evaluate --plot`` (confusion matrix and per-class bars,
+  precision-recall curves).
 
 Example:
     >>> report = evaluate_semantic("pred.zarr", "dataset.zarr")  # doctest: +SKIP

@@ -322,9 +322,10 @@ def _scores(
         evaluator.summarize()
     stats = [math.nan if v < 0 else float(v) for v in evaluator.stats[:3]]
     precision = evaluator.eval["precision"]  # (iou, recall, class, area, max dets)
-    per_class = {}
+    per_class, pr50 = {}, {}
     for k, name in enumerate(names):
         values = precision[:, :, k, 0, -1]
+        pr50[name] = [math.nan if v < 0 else float(v) for v in values[0].tolist()]
         values = values[values > -1]
         per_class[name] = float(values.mean()) if values.size else math.nan
-    return IouScores(stats[0], stats[1], stats[2], per_class)
+    return IouScores(stats[0], stats[1], stats[2], per_class, pr50)

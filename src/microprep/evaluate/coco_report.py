@@ -12,21 +12,30 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["InstanceReport", "IouScores"]
+__all__ = ["RECALLS", "InstanceReport", "IouScores"]
+
+#: The 101 recall points of COCO's precision-recall curves.
+RECALLS: tuple[float, ...] = tuple(k / 100 for k in range(101))
 
 
 @dataclass(frozen=True, slots=True)
 class IouScores:
     """COCO scores of one IoU type: ``mAP`` (IoU 0.50:0.95), ``ap50``, ``ap75`` (all object
-    sizes) and ``per_class`` AP (0.50:0.95) by class name (``nan``: no ground truth objects)."""
+    sizes) and ``per_class`` AP (0.50:0.95) by class name (``nan``: no ground truth objects).
+
+    ``pr50``: per class, the precision at the recall points :data:`RECALLS` (0, 0.01, ..., 1)
+    at IoU 0.5 (COCO's interpolated precision; ``nan`` where there is no ground truth), the
+    precision-recall curve whose mean is that class's AP50. Empty when nothing was detected.
+    """
 
     map: float
     ap50: float
     ap75: float
     per_class: dict[str, float]
+    pr50: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +102,9 @@ class InstanceReport:
                     "ap50": _json(s.ap50),
                     "ap75": _json(s.ap75),
                     "per_class": {k: _json(v) for k, v in s.per_class.items()},
+                    "precision_at_iou50": {
+                        k: [_json(v) for v in curve] for k, curve in s.pr50.items()
+                    },
                 }
                 for t, s in self.scores.items()
             },

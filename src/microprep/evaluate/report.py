@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from numpy.typing import NDArray
 
 from microprep.errors import StoreError
 from microprep.metrics.semantic import SegmentationScores
+from microprep.outputs import write_file_atomic
 
 __all__ = ["ImageResult", "SemanticReport", "write_json"]
 
@@ -129,13 +128,6 @@ def write_json(data: Any, path: str | Path) -> Path:
         text = json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     except (TypeError, ValueError) as exc:
         raise StoreError(f"cannot write {path}: the report is not JSON data: {exc}") from exc
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc}") from exc
+    write_file_atomic(path, text.encode("utf-8"))
     logger.info("wrote %s", path)
     return path

@@ -20,14 +20,13 @@ import csv
 import io
 import json
 import math
-import os
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from microprep.errors import UsageError
+from microprep.outputs import write_file_atomic
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -38,15 +37,7 @@ CHECKPOINTS = "checkpoints"
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_file_atomic(path, data)
 
 
 def json_safe(value: Any) -> Any:
