@@ -5,6 +5,8 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +30,11 @@ MODULES = _modules()
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name: str) -> None:
+def test_docstring_examples(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # examples make their files with tempfile (as a reader would) and in the working folder:
+    # both go under this test's own temporary folder, which pytest cleans up
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     result = doctest.testmod(
         importlib.import_module(name), optionflags=doctest.ELLIPSIS, report=False
     )

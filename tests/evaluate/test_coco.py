@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 from pathlib import Path
@@ -13,8 +12,6 @@ import pytest
 from numpy.typing import NDArray
 from pycocotools import mask as coco_mask
 
-import microprep.evaluate.coco as coco_module
-import microprep.evaluate.coco_truth as coco_truth_module
 from microprep.errors import UsageError
 from microprep.evaluate.coco import coco_ground_truth, evaluate_instances, region_file_name
 from microprep.model import ImageInfo, LabelMap, LabelSpec
@@ -262,11 +259,6 @@ def test_bad_requests(store: Path) -> None:
     )
     with pytest.raises(UsageError, match="no splits file"):
         evaluate_instances(records, store, split="val")
-
-
-@pytest.mark.parametrize("module", [coco_module, coco_truth_module])
-def test_docstring_examples(module: object) -> None:
-    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]
 
 
 def test_precision_recall_curves_at_iou50(store: Path, tmp_path: Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import json
 from pathlib import Path
 
@@ -212,20 +210,6 @@ def test_report_json_round_trip(tmp_path: Path) -> None:
 def test_match_key() -> None:
     assert match_key("grid 1/a.png") == match_key("grid 1/a.tif") == "grid 1/a"
     assert match_key("vol") == "vol"
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "microprep.evaluate.semantic",
-        "microprep.evaluate.labels",
-        "microprep.evaluate.report",
-        "microprep.evaluate",
-    ],
-)
-def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
 
 
 def test_plot_of_a_semantic_report(tmp_path: Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import json
 import math
 
@@ -152,11 +150,3 @@ def test_as_dict_and_table() -> None:
 def test_from_confusion_refuses_bad_matrices(bad: np.ndarray) -> None:
     with pytest.raises(UsageError):
         SegmentationScores.from_confusion(bad.astype(np.int64))
-
-
-@pytest.mark.parametrize("name", ["microprep.metrics", "microprep.metrics.semantic"])
-def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(
-        importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert result.failed == 0

@@ -3,7 +3,6 @@ and the COCO validation of detections."""
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 plugin_module = pytest.importorskip("microprep_maskrcnn.plugin")
 
-import microprep_maskrcnn.prediction as prediction_module  # noqa: E402
 import microprep_maskrcnn.validation as validation_module  # noqa: E402
 from crops.helpers import disk, instances_from_masks  # noqa: E402
 from microprep.cli.main import main  # noqa: E402
@@ -328,8 +326,3 @@ def test_no_detections_score_zero_and_no_objects_score_nan() -> None:
     precision = Precision("off", torch.device("cpu"))
     out = evaluate_detector(model, nothing, torch.device("cpu"), precision, classes=("bg", "a"))
     assert math.isnan(out["segm_ap"]) and math.isnan(out["bbox_ap"])
-
-
-@pytest.mark.parametrize("module", [plugin_module, prediction_module, validation_module])
-def test_docstring_examples(module: object) -> None:
-    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]

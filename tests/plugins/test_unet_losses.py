@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import math
 from collections.abc import Iterator
 
@@ -32,14 +30,6 @@ def _seed_one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.mark.parametrize(
-    "name", ["microprep_unet.losses", "microprep_unet.loss_spec", "microprep_unet.weighting"]
-)
-def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.failed == 0
 
 
 def _target(shape: tuple[int, ...], k: int) -> torch.Tensor:

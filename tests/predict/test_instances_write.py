@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 from pathlib import Path
 
@@ -12,8 +11,6 @@ import xarray as xr
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-import microprep.predict.instances as instances_module
-import microprep.predict.instances_write as write_module
 from microprep.errors import StoreError, UsageError
 from microprep.predict.instances import InstancePrediction
 from microprep.predict.instances_read import read_instance_predictions
@@ -140,11 +137,3 @@ def test_failures_leave_nothing_behind(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     with pytest.raises(StoreError, match="not a prediction store"):
         list(read_instance_predictions(tmp_path))
-
-
-@pytest.mark.parametrize("module", [instances_module, write_module])
-def test_docstring_examples(
-    module: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0  # type: ignore[arg-type]

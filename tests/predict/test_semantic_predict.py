@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import itertools
 from pathlib import Path
 
@@ -222,17 +220,6 @@ def test_channels_first_and_unit_range() -> None:
         channels_first(np.zeros(4), ndim=2)
     assert unit_range(np.array([65535], np.uint16)).tolist() == [1.0]
     assert unit_range(np.array([0.25], np.float64)).dtype == np.float32
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["microprep.predict.inputs", "microprep.predict.write", "microprep.predict.semantic",
-     "microprep.predict.scaling",
-     "microprep.predict.overlays"],
-)  # fmt: skip
-def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
 
 
 def test_writer_buffers_rows_to_whole_chunks(tmp_path: Path) -> None:

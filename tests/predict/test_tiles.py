@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import numpy as np
 import pytest
 
@@ -190,9 +187,3 @@ def test_gaussian_weights_refuse_bad_arguments() -> None:
         gaussian_weights((0, 4))
     with pytest.raises(UsageError):
         gaussian_weights((4, 4), sigma_scale=0)
-
-
-@pytest.mark.parametrize("name", ["microprep.predict", "microprep.predict.tiles"])
-def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0

@@ -81,13 +81,15 @@ def test_bad_config_and_unknown_trainer_exit_2(
 def test_torchrun_two_cpu_processes(env: dict[str, str], store: Path, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
     torchrun = Path(sys.executable).with_name("torchrun")
+    scratch = tmp_path / "tmp"  # torchrun's own temporary folders go here, not to /tmp
+    scratch.mkdir()
     result = subprocess.run(
         [
             str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "microprep.cli.main",
             "train", "tiny", str(store), "--out", str(run), "--epochs", "2",
             "--batch-size", "1", "--device", "cpu", "-q",
         ],
-        env=env, capture_output=True, text=True, timeout=300,
+        env={**env, "TMPDIR": str(scratch)}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     summary = RunDir.open(run).read_summary()
