@@ -1,7 +1,8 @@
 """Crop speed and memory, side by side with plain copies, direct zarr reads and xbatcher.
 
 Goals (PASS/FAIL printed per goal; exit status 1 when one fails). Contenders run in turn,
-``--repeat`` rounds, and each keeps its best time.
+``--repeat`` rounds, each call after the CPU caches were flushed (a 128 MiB buffer written
+through; ``--evict-mib`` for a larger last-level cache), and each keeps its best time.
 
 1. 2D tiling of a 4096x4096 uint8 image into 256x256 tiles at stride 128: within 1.5x of a
    memcpy of the same output bytes (np.copyto into a preallocated (N, 256, 256) buffer), and at
@@ -48,12 +49,29 @@ def best(fn: Callable[[], Any], repeat: int) -> float:
     return interleaved({"fn": fn}, repeat)["fn"]
 
 
+#: Written through before every timed call, so every contender starts with cold CPU caches.
+#: Four times a 32 MiB last-level cache; a larger one can be set with --evict-mib.
+EVICT_BYTES = 128 << 20
+_evict: list[np.ndarray] = []
+
+
+def evict_caches() -> None:
+    """Push the inputs of the previous call out of the CPU caches (read and write a buffer
+    several times the last-level cache): otherwise a contender whose input fits in the cache
+    (the 16 MiB image) would time faster right after itself than after another contender."""
+    if not _evict or _evict[0].nbytes != EVICT_BYTES:
+        _evict[:] = [np.zeros(EVICT_BYTES, np.uint8)]
+    np.add(_evict[0], 1, out=_evict[0])
+
+
 def interleaved(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
-    """Best wall time of each of ``fns`` over ``repeat`` rounds that run each once in turn, so
-    a slow spell of a shared machine hits every contender alike."""
+    """Best wall time of each of ``fns`` over ``repeat`` rounds that run each once in turn (so
+    a slow spell of a shared machine hits every contender alike), each after
+    :func:`evict_caches`."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
+            evict_caches()
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
@@ -223,8 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=2048, help="edge of the memory volume")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--evict-mib", type=int, default=128, help="cache-flush buffer, MiB")
     parser.add_argument("--workdir", type=Path, help="keep the volumes here (default: temp)")
     args = parser.parse_args(argv)
+    global EVICT_BYTES
+    EVICT_BYTES = args.evict_mib << 20
     tmp = args.workdir or Path(tempfile.mkdtemp(prefix="bench-crops-"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
