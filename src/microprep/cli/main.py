@@ -18,6 +18,7 @@ from microprep.cli.augment import augment_command
 from microprep.cli.convert import convert_command
 from microprep.cli.crop import crop_command
 from microprep.cli.evaluate import evaluate_command
+from microprep.cli.info import info_command
 from microprep.cli.predict import predict_command
 from microprep.cli.preview import preview_command
 from microprep.cli.split import split_command
@@ -47,6 +48,7 @@ cli.add_command(convert_command)
 cli.add_command(augment_command)
 cli.add_command(crop_command)
 cli.add_command(validate_command)
+cli.add_command(info_command)
 cli.add_command(split_command)
 cli.add_command(preview_command)
 cli.add_command(train_command)
