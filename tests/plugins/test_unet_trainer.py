@@ -97,3 +97,27 @@ def test_3d_unet_trains_and_predicts_a_volume(
     assert code == 0, capsys.readouterr().err
     labels = xr.open_datatree(pred, engine="zarr")["vol"]["labels"]
     assert labels.dims == ("z", "y", "x") and labels.shape == (16, 16, 16)
+
+
+def test_train_on_an_augmented_store_validate_on_the_source(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AUG.zarr of the train split trains; the source store's val split validates."""
+    aug = tmp_path / "aug.zarr"
+    code = main(["augment", str(store), "--noise", "poisson", "--geometry", "flip",
+                 "--split", "train", "--copies", "2", "--out", str(aug), "-q"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    run = tmp_path / "run"
+    code = main(["train", "unet", str(aug), "--out", str(run), "--epochs", "1",
+                 "--set", "data.train_split=null", "--set", f"data.val_dataset={store}",
+                 *FAST])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rows = RunDir.open(run).read_metrics()
+    assert "val_iou_macro" in rows[0] and 0.0 <= float(rows[0]["val_iou_macro"]) <= 1.0
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["data"]["val_dataset"] == str(store)
+    # the AUG.zarr has no splits file: asking for its train split is a clear error
+    code = main(["train", "unet", str(aug), "--out", str(tmp_path / "r2"), "--epochs", "1",
+                 "--set", f"data.val_dataset={store}", *FAST])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "no splits file" in err and "data.train_split to null" in err

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,21 +33,65 @@ def augment_config(data: Mapping[str, Any]) -> AugmentConfig | None:
     return AugmentConfig(noise=noise, geometry=geometry)
 
 
-def splits_file(dataset: Path, data: Mapping[str, Any]) -> Path | None:
-    """The splits file the run uses (None when it trains and validates on no split).
+@dataclass(frozen=True)
+class DataSource:
+    """Where one side of a run reads: a ``store``, a ``split`` of it (None: all of it) and the
+    ``splits`` file of that split (None without a split)."""
+
+    store: Path
+    split: str | None
+    splits: Path | None
+
+
+def _splits_of(store: Path, given: str | None, split: str | None, key: str) -> Path | None:
+    if split is None:
+        return None
+    path = Path(given) if given else default_splits_path(store)
+    if not path.is_file():
+        raise UsageError(
+            f"{path}: no splits file; run `prep split {store}` first, or set {key} to null "
+            "to use the whole store"
+        )
+    return path
+
+
+def data_sources(dataset: Path, data: Mapping[str, Any]) -> tuple[DataSource, DataSource | None]:
+    """``(train, val)`` sources of a run.
+
+    Training reads ``data.train_split`` of ``dataset``. Validation reads ``data.val_split`` of
+    the same store (None: no validation), or of ``data.val_dataset`` when that is set (then a
+    null split means all of it, and the splits file is the one beside that store).
 
     Raises:
         UsageError: a split is asked for but there is no splits file (run ``prep split``).
     """
-    if data["train_split"] is None and data["val_split"] is None:
-        return None
-    path = Path(data["splits"]) if data["splits"] else default_splits_path(dataset)
-    if not path.is_file():
-        raise UsageError(
-            f"{path}: no splits file; run `prep split {dataset}` first, or set "
-            "data.train_split and data.val_split to null to train on the whole store"
-        )
-    return path
+    dataset = Path(dataset)
+    train = DataSource(
+        dataset,
+        data["train_split"],
+        _splits_of(dataset, data["splits"], data["train_split"], "data.train_split"),
+    )
+    other = data.get("val_dataset")
+    if other:
+        store = Path(other)
+        split = data["val_split"]
+        return train, DataSource(store, split, _splits_of(store, None, split, "data.val_split"))
+    if data["val_split"] is None:
+        return train, None
+    splits = _splits_of(dataset, data["splits"], data["val_split"], "data.val_split")
+    return train, DataSource(dataset, data["val_split"], splits)
+
+
+def splits_file(dataset: Path, data: Mapping[str, Any]) -> Path | None:
+    """The splits file of the training store the run uses (None when it uses no split of it).
+
+    Raises:
+        UsageError: a split is asked for but there is no splits file (run ``prep split``).
+    """
+    train, val = data_sources(dataset, data)
+    if train.splits is not None:
+        return train.splits
+    return val.splits if val is not None and val.store == train.store else None
 
 
 def train_stride(window: int | list[int], stride: int | list[int] | None) -> int | list[int]:
@@ -59,10 +104,22 @@ def train_stride(window: int | list[int], stride: int | list[int] | None) -> int
 
 
 def train_and_val(
-    data: Mapping[str, Any], build: Callable[[str | None, bool], T]
+    dataset: Path, data: Mapping[str, Any], build: Callable[[DataSource, bool], T]
 ) -> tuple[T, T | None]:
-    """``(train, val)`` datasets from ``build(split, train)``; val is None when
-    ``data.val_split`` is null (the run then monitors the training loss)."""
-    train = build(data["train_split"], True)
-    val = build(data["val_split"], False) if data["val_split"] is not None else None
+    """``(train, val)`` datasets from ``build(source, train)`` (see :func:`data_sources`); val
+    is None without validation (the run then monitors the training loss).
+
+    Raises:
+        UsageError: the validation store's classes differ from the training store's.
+    """
+    train_source, val_source = data_sources(dataset, data)
+    train = build(train_source, True)
+    val = build(val_source, False) if val_source is not None else None
+    mine, theirs = getattr(train, "classes", None), getattr(val, "classes", None)
+    if val is not None and mine is not None and theirs is not None and mine != theirs:
+        assert val_source is not None
+        raise UsageError(
+            f"data.val_dataset {val_source.store} has classes {list(theirs)}, but {dataset} "
+            f"has {list(mine)}: validate on a store of the same export (or of its AUG.zarr)"
+        )
     return train, val

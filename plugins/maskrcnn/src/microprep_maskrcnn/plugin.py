@@ -29,8 +29,8 @@ from microprep.data import InstanceDataset, collate_instances
 from microprep.data.loader import make_loader
 from microprep.schemas import load_schema
 from microprep.training.datasets import (
+    DataSource,
     augment_config,
-    splits_file,
     train_and_val,
     train_stride,
 )
@@ -125,16 +125,14 @@ def _weights(config: Mapping[str, Any]) -> Path | None:
     return path
 
 
-def _dataset(
-    job: TrainJob, split: str | None, *, train: bool, splits: Path | None
-) -> InstanceDataset:
+def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> InstanceDataset:
     data = job.config["data"]
     window = data["window"]
     stride = train_stride(window, data["stride"]) if train else data["val_stride"]
     return InstanceDataset(
-        job.dataset,
-        split=split,
-        splits=splits,
+        source.store,
+        split=source.split,
+        splits=source.splits,
         window=window,
         stride=stride,
         augment=augment_config(data) if train else None,
@@ -160,11 +158,10 @@ class MaskRCNNTrainer:
         cfg, data = job.config, job.config["data"]
         runtime: Runtime = prepare(job)
         weights = _weights(cfg)
-        splits = splits_file(job.dataset, data)
         if float(data.get("min_foreground") or 0) > 0:
             logger.warning("data.min_foreground is not used by maskrcnn: empty windows are kept")
         train_set, val_set = train_and_val(
-            data, lambda split, train: _dataset(job, split, train=train, splits=splits)
+            job.dataset, data, lambda source, train: _dataset(job, source, train=train)
         )
         window = tuple(int(w) for w in train_set.window)
         m = cfg["model"]

@@ -34,6 +34,7 @@ from microprep.splits import Region, load_splits
 from microprep.store_read import open_dataset
 from microprep.training.checkpoint import BEST, load_checkpoint, load_latest
 from microprep.training.datasets import (
+    DataSource,
     augment_config,
     splits_file,
     train_and_val,
@@ -77,16 +78,14 @@ def class_counts(store: Path, splits_path: Path | None, split: str | None, k: in
     return counts
 
 
-def _dataset(
-    job: TrainJob, split: str | None, *, train: bool, splits: Path | None
-) -> SegmentationDataset:
+def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> SegmentationDataset:
     data = job.config["data"]
     window = data["window"]
     stride = train_stride(window, data["stride"]) if train else data["val_stride"]
     return SegmentationDataset(
-        job.dataset,
-        split=split,
-        splits=splits,
+        source.store,
+        split=source.split,
+        splits=source.splits,
         window=window,
         stride=stride,
         target=data["target"],
@@ -143,7 +142,7 @@ class UNetTrainer:
         runtime: Runtime = prepare(job)
         splits = splits_file(job.dataset, data)
         train_set, val_set = train_and_val(
-            data, lambda split, train: _dataset(job, split, train=train, splits=splits)
+            job.dataset, data, lambda source, train: _dataset(job, source, train=train)
         )
         k, dims = train_set.num_classes, train_set.ndim
         model = build_network(cfg, in_channels=train_set.in_channels, num_classes=k, dims=dims)
