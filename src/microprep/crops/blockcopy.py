@@ -40,8 +40,13 @@ _pool_lock = threading.Lock()
 
 
 def default_threads() -> int:
-    """Threads used for large copies: ``MAX_THREADS`` or the CPU count, whichever is less."""
-    return max(1, min(MAX_THREADS, os.cpu_count() or 1))
+    """Threads used for large copies: ``MAX_THREADS`` or the CPUs this process may run on,
+    whichever is less."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, cpus))
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -53,6 +58,17 @@ def _executor() -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="microprep-copy")
             _pool_pid = os.getpid()
         return _pool
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts without the parent's pool and with a fresh lock (the parent's may
+    have been held by another thread at the fork)."""
+    global _pool, _pool_pid, _pool_lock
+    _pool, _pool_pid, _pool_lock = None, -1, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _row_items(*arrays: NDArray[Any]) -> int:
