@@ -26,7 +26,14 @@ import json
 from typing import Any
 
 from microprep.errors import FormatError
-from microprep.readers.jsonsafe import MAX_DEPTH, MAX_INT_DIGITS, loads
+from microprep.readers.jsonsafe import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    Unsure,
+    loads,
+    unique_pairs,
+    unsure_constant,
+)
 from microprep.readers.via.jsonlocate import (
     check_array_lengths,
     depth_position,
@@ -40,21 +47,6 @@ _HUGE = 10.0**MAX_INT_DIGITS
 _CONTAINERS = frozenset({dict, list})
 _NUMBERS = frozenset({int, float})
 _UNSURE: Any = object()
-
-
-class _Unsure(Exception):
-    """The plain parser met something only jsonsafe may judge."""
-
-
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise _Unsure
-    return out
-
-
-def _constant(name: str) -> Any:
-    raise _Unsure
 
 
 def _small(values: Any) -> bool:
@@ -103,8 +95,8 @@ def fast_loads(text: str) -> Any:
     jsonsafe itself.
     """
     try:
-        value = json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_constant)
-    except (ValueError, RecursionError, _Unsure):
+        value = json.loads(text, object_pairs_hook=unique_pairs, parse_constant=unsure_constant)
+    except (ValueError, RecursionError, Unsure):
         return _UNSURE
     return value if _plain(value) else _UNSURE
 
