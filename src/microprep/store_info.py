@@ -197,10 +197,15 @@ def store_info(path: str | Path, *, progress: bool = False) -> StoreInfo:
             index outside the store's classes.
     """
     path = Path(path)
-    other = _other_store_kind(path)
-    if other is not None:
-        raise StoreError(f"{path} is {other}; prep info reads dataset stores (and AUG.zarr)")
-    attrs = read_root_attrs(path)
+    try:
+        attrs = read_root_attrs(path)
+    except StoreError:
+        other = _other_store_kind(path)
+        if other is None:
+            raise
+        raise StoreError(
+            f"{path} is {other}; prep info reads dataset stores (and AUG.zarr)"
+        ) from None
     info = StoreInfo(path, attrs)
     num_classes = len(attrs["classes"])
     root: Any = zarr.open_group(path, mode="r")

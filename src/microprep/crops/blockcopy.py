@@ -35,7 +35,6 @@ THREAD_BYTES = 4 << 20
 MAX_THREADS = 4
 
 _pool: ThreadPoolExecutor | None = None
-_pool_pid = -1
 _pool_lock = threading.Lock()
 
 
@@ -50,21 +49,19 @@ def default_threads() -> int:
 
 
 def _executor() -> ThreadPoolExecutor:
-    """The shared copy pool, made anew in a forked child (a parent's threads do not survive a
-    fork, as in DataLoader workers)."""
-    global _pool, _pool_pid
+    """The shared copy pool (made on first use; a forked child makes its own, see below)."""
+    global _pool
     with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():
+        if _pool is None:
             _pool = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="microprep-copy")
-            _pool_pid = os.getpid()
         return _pool
 
 
 def _after_fork_in_child() -> None:
-    """A forked child starts without the parent's pool and with a fresh lock (the parent's may
-    have been held by another thread at the fork)."""
-    global _pool, _pool_pid, _pool_lock
-    _pool, _pool_pid, _pool_lock = None, -1, threading.Lock()
+    """A forked child (a DataLoader worker) starts without the parent's pool, whose threads do
+    not survive a fork, and with a fresh lock (another thread may have held it at the fork)."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -81,23 +81,6 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _too_deep(value: Any) -> bool:
-    """True when containers nest deeper than :data:`MAX_DEPTH` (level by level, no recursion)."""
-    level = [value] if isinstance(value, dict | list) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > MAX_DEPTH:
-            return True
-        level = [
-            child
-            for node in level
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list)
-        ]
-    return False
-
-
 #: Byte map for :func:`_numbers_plain`: digits and "." become "d", "E" becomes "e", a letter
 #: "d" becomes "x"; signs are deleted. Then a run of 31 "d" is a number with more than
 #: ``MAX_INT_DIGITS`` digits, and "deddd" an exponent of three digits or more.
@@ -205,7 +188,7 @@ def loads(text: str, *, file: str | Path, line: int | None = None) -> Any:
         ) from exc
     except ValueError as exc:
         raise FormatError(f"invalid JSON: {exc}", file=file, line=line) from exc
-    if _too_deep(value):
+    if _max_depth(text.encode("utf-8")) > MAX_DEPTH:
         raise FormatError(f"JSON nested deeper than {MAX_DEPTH} levels", file=file, line=line)
     return value
 

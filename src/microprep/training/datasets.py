@@ -83,15 +83,12 @@ def data_sources(dataset: Path, data: Mapping[str, Any]) -> tuple[DataSource, Da
 
 
 def splits_file(dataset: Path, data: Mapping[str, Any]) -> Path | None:
-    """The splits file of the training store the run uses (None when it uses no split of it).
+    """The splits file of the training split (None when the run trains on the whole store).
 
     Raises:
         UsageError: a split is asked for but there is no splits file (run ``prep split``).
     """
-    train, val = data_sources(dataset, data)
-    if train.splits is not None:
-        return train.splits
-    return val.splits if val is not None and val.store == train.store else None
+    return data_sources(dataset, data)[0].splits
 
 
 def train_stride(window: int | list[int], stride: int | list[int] | None) -> int | list[int]:
