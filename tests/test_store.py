@@ -15,13 +15,13 @@ import pytest
 import xarray as xr
 
 import microprep
-from microprep import store_layout
 from microprep.errors import StoreError
 from microprep.model import ImageInfo, LabelMap, LabelSpec
 from microprep.outputs import atomic_output
 from microprep.schemas import load_schema
 from microprep.store import Dataset, ZarrSink, node_name, open_dataset
-from microprep.store_layout import spatial_chunking
+from microprep.store import layout as store_layout
+from microprep.store.layout import spatial_chunking
 from microprep.targets.types import Instances, Raster, Targets
 
 REPO = Path(__file__).resolve().parent.parent

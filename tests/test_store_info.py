@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import microprep.store_info as store_info_module
+import microprep.store.info as store_info_module
 from crops.helpers import disk, make_store
 from microprep.cli.main import main
 from microprep.errors import StoreError
 from microprep.splits import Region, Splits, save_splits
-from microprep.store_info import store_info
+from microprep.store.info import store_info
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from microprep.predict.instances_write import (
     write_instance_predictions,
 )
 from microprep.splits import Region, Splits
-from microprep.store_write import ZarrSink
+from microprep.store.write import ZarrSink
 from microprep.targets.types import Instances, Raster, Targets
 
 # pycocotools' decoder trips a numpy 2 deprecation warning that is not ours

@@ -28,7 +28,7 @@ from microprep.augment.pipeline import AugmentConfig, Sample
 from microprep.crops.instances import SourceTables, clip_layers
 from microprep.errors import StoreError
 from microprep.splits import Region, Splits
-from microprep.store_read import read_root_attrs
+from microprep.store.read import read_root_attrs
 
 __all__ = ["NodeData", "Task", "read_node", "split_parts", "tasks_for"]
 

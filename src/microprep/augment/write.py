@@ -39,7 +39,7 @@ from microprep.model import ImageInfo, LabelMap, LabelSpec
 from microprep.outputs import atomic_output
 from microprep.splits import Region, Splits
 from microprep.store import ZarrSink
-from microprep.store_read import rasters_from_layers, read_root_attrs
+from microprep.store.read import rasters_from_layers, read_root_attrs
 from microprep.targets.types import Instances, Targets, class_dtype
 
 logger = logging.getLogger(__name__)

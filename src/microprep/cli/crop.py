@@ -103,7 +103,7 @@ def crop_command(
     from microprep.crops.index import CropIndex, CropOptions
     from microprep.crops.write import node_samples, write_crops
     from microprep.errors import StoreError
-    from microprep.store_read import open_dataset
+    from microprep.store.read import open_dataset
 
     options = CropOptions(
         window=window[0] if len(window) == 1 else window,

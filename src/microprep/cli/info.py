@@ -25,7 +25,7 @@ def info_command(dataset: Path, json_path: Path | None, quiet: bool) -> None:
       prep info aug.zarr --json aug-info.json
     """
     from microprep.evaluate.report import write_json
-    from microprep.store_info import store_info
+    from microprep.store.info import store_info
 
     summary = store_info(dataset, progress=not quiet)
     click.echo(summary.table())

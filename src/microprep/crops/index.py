@@ -33,7 +33,7 @@ from microprep.crops.slabs import SlabReader
 from microprep.crops.windows import as_tuple
 from microprep.errors import UsageError
 from microprep.splits import Region, Splits, default_splits_path
-from microprep.store_read import Dataset
+from microprep.store.read import Dataset
 from microprep.targets.types import Instances
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from microprep.errors import UsageError
-from microprep.store_read import rasters_from_layers
+from microprep.store.read import rasters_from_layers
 from microprep.targets.types import Instances
 
 

@@ -87,7 +87,7 @@ def _read_run(
     stops: NDArray[np.int64],
 ) -> list[CropSample]:
     """On a worker: open the store and read one run of windows of one node."""
-    from microprep.store_read import open_dataset
+    from microprep.store.read import open_dataset
 
     with open_dataset(path) as ds:
         index = CropIndex(ds, options, nodes=[name]).restrict(name, origins, stops)

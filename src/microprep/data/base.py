@@ -38,7 +38,7 @@ from microprep.data.normalize import NORMALIZATIONS, ImageScale, image_scale
 from microprep.data.source import StoreReader
 from microprep.errors import UsageError
 from microprep.splits import Splits
-from microprep.store_read import Dataset, open_dataset
+from microprep.store.read import Dataset, open_dataset
 
 __all__ = ["WindowDataset"]
 

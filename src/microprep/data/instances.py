@@ -33,7 +33,7 @@ from microprep.crops.instances import check_thresholds, clip_layers
 from microprep.data.base import WindowDataset
 from microprep.data.normalize import ImageScale, apply_scale, channels_first
 from microprep.splits import Splits
-from microprep.store_read import Dataset
+from microprep.store.read import Dataset
 
 __all__ = ["InstanceDataset", "InstanceTarget", "collate_instances"]
 

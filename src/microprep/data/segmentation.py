@@ -29,7 +29,7 @@ from microprep.data.normalize import ImageScale, apply_scale, channels_first
 from microprep.data.source import valid_mask
 from microprep.errors import UsageError
 from microprep.splits import Splits
-from microprep.store_read import Dataset
+from microprep.store.read import Dataset
 
 __all__ = ["TARGETS", "SegmentationDataset", "SegmentationSample"]
 

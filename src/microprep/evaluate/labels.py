@@ -128,7 +128,7 @@ def open_labels(path: str | Path, *, role: str) -> LabelSource:
         ]
         return LabelSource(path, "prediction", list(attrs["classes"]), items)
     if is_dataset_store(path):
-        from microprep.store_read import open_dataset
+        from microprep.store.read import open_dataset
 
         dataset = open_dataset(path)
         items = []

@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from microprep.errors import ImageFileError, InputError, StoreError
 from microprep.images import read_image
-from microprep.store_layout import ATTRS_KEY
+from microprep.store.layout import ATTRS_KEY
 
 __all__ = ["IMAGE_SUFFIXES", "PredictionInput", "is_dataset_store", "iter_inputs", "read_stack"]
 
@@ -173,7 +173,7 @@ def _constant(value: Any) -> Callable[[], Any]:
 
 
 def _store_inputs(path: Path) -> Iterator[PredictionInput]:
-    from microprep.store_read import open_dataset
+    from microprep.store.read import open_dataset
 
     dataset = open_dataset(path)
     for node in dataset.nodes:

@@ -20,7 +20,7 @@ from zarr.storage import LocalStore
 from microprep.errors import StoreError
 from microprep.predict.instances import InstancePrediction
 from microprep.predict.write import read_prediction_attrs
-from microprep.store_read import rasters_from_layers
+from microprep.store.read import rasters_from_layers
 
 
 def read_instance_predictions(path: str | Path) -> Iterator[tuple[str, InstancePrediction]]:

@@ -86,8 +86,8 @@ from microprep.predict.semantic import default_colors, overlays_path
 from microprep.predict.write import FORMAT_VERSION, PREDICTION_KEY
 from microprep.preview.montage import caption, enlarge, with_legend
 from microprep.preview.overlay import render_overlay
-from microprep.store_layout import COMPRESSORS, jsonable, node_name, package_version
-from microprep.store_layout import spatial_chunking as _chunking
+from microprep.store.layout import COMPRESSORS, jsonable, node_name, package_version
+from microprep.store.layout import spatial_chunking as _chunking
 from microprep.targets.types import class_dtype
 
 __all__ = [

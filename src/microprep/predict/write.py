@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 from zarr.storage import LocalStore
 
 from microprep.errors import StoreError, UsageError
-from microprep.store_layout import (
+from microprep.store.layout import (
     COMPRESSORS,
     jsonable,
     node_name,

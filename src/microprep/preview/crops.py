@@ -26,7 +26,7 @@ from PIL import Image
 from microprep.errors import StoreError
 from microprep.preview.montage import caption, enlarge, grid, with_legend
 from microprep.preview.overlay import display_range, render_overlay
-from microprep.store_read import rasters_from_layers
+from microprep.store.read import rasters_from_layers
 from microprep.targets.types import Instances
 
 #: Key of the crops store's root attributes (see :mod:`microprep.crops.write`).

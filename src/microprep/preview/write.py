@@ -46,7 +46,7 @@ from microprep.preview.montage import (
     with_legend,
 )
 from microprep.preview.overlay import display_range, render_overlay
-from microprep.store_read import Dataset, open_dataset, rasters_from_layers
+from microprep.store.read import Dataset, open_dataset, rasters_from_layers
 from microprep.targets.types import Instances
 
 logger = logging.getLogger(__name__)

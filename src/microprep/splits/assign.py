@@ -22,7 +22,7 @@ from microprep.splits.regions import (
 )
 
 if TYPE_CHECKING:
-    from microprep.store_read import Dataset
+    from microprep.store.read import Dataset
 
 __all__ = ["make_splits", "node_shapes", "split_shapes"]
 
@@ -213,7 +213,7 @@ def make_splits(
         >>> [len(s[name]) for name in SPLIT_NAMES]  # doctest: +SKIP
         [4, 1, 1]
     """
-    from microprep.store_read import Dataset, open_dataset
+    from microprep.store.read import Dataset, open_dataset
 
     if isinstance(dataset, Dataset):
         return split_shapes(

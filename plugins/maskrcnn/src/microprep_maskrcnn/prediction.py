@@ -38,7 +38,7 @@ from microprep.predict.inputs import PredictionInput, iter_inputs
 from microprep.predict.instances import predict_instances_tiled
 from microprep.predict.instances_write import PredictedImage, write_instance_predictions
 from microprep.predict.scaling import channels_first
-from microprep.store_read import open_dataset
+from microprep.store.read import open_dataset
 from microprep.training.checkpoint import BEST, load_checkpoint, load_latest
 from microprep.training.job import PredictRequest
 from microprep.training.runtime import choose_device

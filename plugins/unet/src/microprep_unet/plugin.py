@@ -31,7 +31,7 @@ from microprep.errors import UsageError
 from microprep.metrics.semantic import SegmentationScores, confusion_matrix
 from microprep.schemas import load_schema
 from microprep.splits import Region, load_splits
-from microprep.store_read import open_dataset
+from microprep.store.read import open_dataset
 from microprep.training.checkpoint import BEST, load_checkpoint, load_latest
 from microprep.training.datasets import (
     DataSource,

@@ -37,15 +37,15 @@ Example:
 
 from __future__ import annotations
 
-from microprep.store_layout import (
+from microprep.store.layout import (
     ATTRS_KEY,
     FORMAT_VERSION,
     SCHEMA_NAME,
     node_name,
     validate_attrs,
 )
-from microprep.store_read import Dataset, open_dataset, read_root_attrs
-from microprep.store_write import ZarrSink
+from microprep.store.read import Dataset, open_dataset, read_root_attrs
+from microprep.store.write import ZarrSink
 
 __all__ = [
     "ATTRS_KEY",

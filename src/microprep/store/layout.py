@@ -1,6 +1,6 @@
 """Names, chunking and attributes of the dataset store's layout (docs/store-layout.md).
 
-Shared by the writer (:mod:`microprep.store_write`) and the reader (:mod:`microprep.store_read`).
+Shared by the writer (:mod:`microprep.store.write`) and the reader (:mod:`microprep.store.read`).
 """
 
 from __future__ import annotations

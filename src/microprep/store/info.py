@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from microprep.errors import StoreError
 from microprep.splits import SPLIT_NAMES, default_splits_path, load_splits
-from microprep.store_read import read_root_attrs
+from microprep.store.read import read_root_attrs
 
 __all__ = ["NodeInfo", "StoreInfo", "store_info"]
 

@@ -1,6 +1,6 @@
 """Writing the dataset store: :class:`ZarrSink` (one zarr v3 group per image or volume).
 
-The layout is documented in ``docs/store-layout.md``; :mod:`microprep.store_read` opens it.
+The layout is documented in ``docs/store-layout.md``; :mod:`microprep.store.read` opens it.
 Arrays are written with the zarr API directly (Zstd level 1, chunked, large ones sharded); the
 dimension names stored with every array let xarray read each node as a ``Dataset``.
 """
@@ -21,7 +21,7 @@ from zarr.storage import LocalStore, MemoryStore
 
 from microprep.errors import StoreError
 from microprep.model import LabelMap
-from microprep.store_layout import (
+from microprep.store.layout import (
     ATTRS_KEY,
     COMPRESSORS,
     DESCRIPTIONS,

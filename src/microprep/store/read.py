@@ -17,7 +17,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from microprep.errors import StoreError
-from microprep.store_layout import ATTRS_KEY, FORMAT_VERSION, validate_attrs
+from microprep.store.layout import ATTRS_KEY, FORMAT_VERSION, validate_attrs
 from microprep.targets.types import Instances, Raster
 
 logger = logging.getLogger(__name__)
