@@ -6,6 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# A verdict must not depend on the machine's load: no hypothesis test has a deadline, and the
+# examples are derandomised so that every run of the suite tries the same ones.
+settings.register_profile("microprep", deadline=None, derandomize=True)
+settings.load_profile("microprep")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
