@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -164,15 +165,37 @@ def test_time_limit_stops_before_an_epoch_that_would_not_fit(
 
     monkeypatch.setattr(loop.time, "monotonic", lambda: 100.0)
     # began at 0 s, this epoch ran from 40 s to 100 s: the next would end near 160 s
-    durations: list[float] = []
-    assert loop._out_of_time(0.0, durations, 40.0, 150.0)  # 100 s used of 150: no room for 60
-    assert durations == [60.0]
-    assert not loop._out_of_time(0.0, [], 40.0, 170.0)
+    assert loop._out_of_time(0.0, [60.0], 150.0)  # 100 s used of 150: no room for 60
+    assert not loop._out_of_time(0.0, [60.0], 170.0)
     # the estimate is the mean epoch: [20, 60] -> 40 s, so 100 + 40 fits in 150
-    assert not loop._out_of_time(0.0, [20.0], 40.0, 150.0)
+    assert not loop._out_of_time(0.0, [20.0, 60.0], 150.0)
 
 
-def test_time_limit_in_a_run(store: Path, tmp_path: Path) -> None:
-    summary = _train(store, tmp_path / "run", epochs=4, time_limit_minutes=1e-6)
-    assert summary["epochs_run"] == 1
-    assert summary["stopped"].startswith("time limit")
+def test_time_limit_in_a_run(store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="microprep.training.loop"):
+        summary = _train(store, tmp_path / "run", epochs=4, time_limit_minutes=1e-6)
+    assert summary["epochs_run"] == 1 and summary["epochs_planned"] == 4
+    assert summary["stopped"].startswith("time limit") and summary["stopped_early"] is True
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("stopped after epoch 1 of 4: time limit" in m for m in warned), warned
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["stopped_early"] is True and saved["epochs_planned"] == 4
+
+
+def test_a_run_that_finishes_is_not_early(
+    store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="microprep.training.loop"):
+        summary = _train(store, tmp_path / "run", epochs=2)
+    assert summary["stopped_early"] is False and summary["epochs_run"] == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_epoch_line_names_epoch_losses_metrics_and_eta() -> None:
+    from microprep.training.loop import epoch_line
+
+    row = {"epoch": 3, "lr": 0.1, "train_loss": 0.25, "val_iou_macro": 0.5, "seconds": 12.0}
+    line = epoch_line(row, epochs=5, durations=[10.0, 20.0, 30.0])
+    assert line.startswith("epoch 3/5: ")
+    assert "train_loss 0.2500" in line and "val_iou_macro 0.5000" in line
+    assert "lr" not in line and line.endswith("ETA 0 min 40 s")  # mean 20 s x 2 epochs left

@@ -95,3 +95,36 @@ def test_torchrun_two_cpu_processes(env: dict[str, str], store: Path, tmp_path: 
     summary = RunDir.open(run).read_summary()
     assert summary["world_size"] == 2 and summary["epochs_run"] == 2
     assert summary["device"] == "cpu"
+
+
+def test_redirected_output_gets_a_line_per_epoch_and_a_loud_early_stop(
+    env: dict[str, str], store: Path, tmp_path: Path
+) -> None:
+    common = ["--batch-size", "2", "--device", "cpu", "--set", "model.hidden=3"]
+    result = _prep(env, "train", "tiny", str(store), "--out", str(tmp_path / "a"),
+                   "--epochs", "2", *common)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == [
+        "epoch 1/2",
+        "epoch 2/2",
+    ]
+    assert all("ETA" in line for line in lines if line.startswith("epoch "))
+    assert "2 of 2 epochs (all epochs done)" in result.stdout.splitlines()[-1]
+    # a run cut by its time limit says so in a warning, in summary.json and in its last line
+    result = _prep(env, "train", "tiny", str(store), "--out", str(tmp_path / "b"),
+                   "--epochs", "3", "--set", "time_limit_minutes=1e-06", *common)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" in result.stderr and "stopped after epoch 1 of 3" in result.stderr
+    assert (
+        result.stdout.splitlines()[-1]
+        .split(": ", 1)[1]
+        .startswith("STOPPED EARLY after 1 of 3 epochs (time limit")
+    )
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["stopped_early"] is True and summary["epochs_planned"] == 3
+    # -q: no epoch lines, no closing line
+    result = _prep(env, "train", "tiny", str(store), "--out", str(tmp_path / "c"),
+                   "--epochs", "1", "-q", *common)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/1" not in result.stderr and result.stdout == ""

@@ -42,6 +42,21 @@ def cli(verbose: int) -> None:
     _state["verbose"] = verbose
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    _progress_lines()
+
+
+def _progress_lines() -> None:
+    """Progress lines (one per epoch, one per N predicted inputs) go to stderr as plain lines,
+    shown without ``-v`` so that a run whose output is redirected is never silent for minutes;
+    a command's ``-q`` keeps its library calls from emitting them."""
+    progress = logging.getLogger("microprep.progress")
+    for handler in list(progress.handlers):
+        progress.removeHandler(handler)
+    handler = logging.StreamHandler()  # stderr, looked up now (test runners swap it)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
 
 
 cli.add_command(convert_command)

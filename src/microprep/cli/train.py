@@ -71,7 +71,7 @@ def _default_out(name: str) -> Path:
     help="Set any configuration key, e.g. --set model.depth=3 (repeatable).",
 )
 @click.option("--print-config", is_flag=True, help="Print the resolved configuration and exit.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars, epoch lines or closing line.")
 def train_command(
     name: str | None,
     dataset: Path | None,
@@ -154,9 +154,33 @@ def train_command(
     )
     summary = trainer.fit(job)
     if dist.main and not quiet:
+        click.echo(f"{run.path}: {summary_line(summary)}")
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """The last line ``prep train`` prints: epochs run of planned, the best validation metric
+    (or "no validation"), and why the run stopped, loudly when it stopped early.
+
+    Example:
+        >>> summary_line({"epochs_run": 3, "epochs_planned": 11, "stopped_early": True,
+        ...               "stopped": "time limit", "monitor": "iou_macro",
+        ...               "validation": True, "best": 0.5, "best_epoch": 3}).split("; ")
+        ['STOPPED EARLY after 3 of 11 epochs (time limit)', 'best val iou_macro 0.5000 (epoch 3)']
+    """
+    run, planned = (
+        summary.get("epochs_run"),
+        summary.get("epochs_planned", summary.get("epochs_run")),
+    )
+    if summary.get("validation", True) and summary.get("monitor") != "train_loss":
         best = summary.get("best")
-        shown = "n/a" if best is None else f"{best:.4f}"
-        click.echo(
-            f"{run.path}: {summary.get('epochs_run')} epochs, best {summary.get('monitor')} "
-            f"{shown} (epoch {summary.get('best_epoch')}); {summary.get('stopped')}"
-        )
+        if best is None:
+            score = f"no validation result for {summary.get('monitor')}"
+        else:
+            score = (
+                f"best val {summary.get('monitor')} {best:.4f} (epoch {summary.get('best_epoch')})"
+            )
+    else:
+        score = "no validation"
+    if summary.get("stopped_early"):
+        return f"STOPPED EARLY after {run} of {planned} epochs ({summary.get('stopped')}); {score}"
+    return f"{run} of {planned} epochs ({summary.get('stopped')}); {score}"

@@ -45,10 +45,14 @@ def curve_points(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[floa
     return [epoch for epoch, _ in kept], [value for _, value in kept]
 
 
-def draw_curves(rows: Sequence[Mapping[str, Any]], out: Path, *, title: str = "") -> None:
+def draw_curves(
+    rows: Sequence[Mapping[str, Any]], out: Path, *, title: str = "", note: str = ""
+) -> None:
     """Draw the per-epoch ``rows`` (``metrics.csv``) to the PNG ``out`` (written atomically).
 
     Columns ending in ``loss`` go to the left panel, the other numeric columns to the right.
+    ``note`` (e.g. why a run stopped early) is written in red under the panels; a validation
+    panel without any point says "no validation".
     """
     import matplotlib
 
@@ -67,6 +71,8 @@ def draw_curves(rows: Sequence[Mapping[str, Any]], out: Path, *, title: str = ""
         axis = left if key.endswith("loss") else right
         axis.plot(xs, ys, marker="o", markersize=3, label=key)
     for axis, name in ((left, "loss"), (right, "validation")):
+        if not axis.lines:
+            axis.text(0.5, 0.5, f"no {name}", ha="center", va="center", transform=axis.transAxes)
         axis.set_xlabel("epoch")
         axis.set_title(name)
         axis.grid(alpha=0.3)
@@ -75,6 +81,9 @@ def draw_curves(rows: Sequence[Mapping[str, Any]], out: Path, *, title: str = ""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if note:
+        fig.subplots_adjust(bottom=0.22)
+        fig.text(0.5, 0.02, note, ha="center", va="bottom", color="#b00000", fontsize=9)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     write_atomic(out, buf.getvalue())

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,9 @@ from microprep.training.runtime import set_rng_state as _set_rng
 from microprep.training.schedule import make_optimizer, make_scheduler
 
 logger = logging.getLogger(__name__)
+#: One line per epoch (``epoch 3/11: train_loss ..., ETA ...``); the CLI shows it by default,
+#: ``-q`` turns it off (the trainer's ``job.progress``).
+progress_logger = logging.getLogger("microprep.progress")
 
 TrainStep = Callable[[torch.nn.Module, Any, torch.device], tuple[torch.Tensor, dict[str, float]]]
 Evaluate = Callable[[torch.nn.Module, DataLoader[Any], torch.device, Precision], dict[str, float]]
@@ -69,16 +72,62 @@ def set_epoch(loader: DataLoader[Any] | None, epoch: int) -> None:
             hook(epoch)
 
 
-def _out_of_time(began: float, durations: list[float], epoch_start: float, budget: float) -> bool:
-    """Record the epoch that started at ``epoch_start``; True when the next one would end past
-    ``budget`` seconds after ``began`` (its length estimated as the mean epoch so far).
+def _out_of_time(began: float, durations: list[float], budget: float) -> bool:
+    """True when the next epoch would end past ``budget`` seconds after ``began`` (its length
+    estimated as the mean of ``durations``, the epochs run so far).
 
     Stopping *before* an epoch that would not fit keeps the run inside its budget, instead of
     overrunning it by up to one epoch; the epochs run are always whole.
     """
     now = time.monotonic()
-    durations.append(now - epoch_start)
-    return now - began + sum(durations) / len(durations) > budget
+    return now - began + sum(durations) / max(len(durations), 1) > budget
+
+
+def _stop_reason(
+    cfg: Mapping[str, Any],
+    *,
+    stale: int,
+    value: float,
+    monitor: str,
+    mode: str,
+    began: float,
+    durations: list[float],
+    epoch_start: float,
+) -> str | None:
+    """Why the run stops after this epoch (early stopping, the target metric, the time
+    limit), or None to go on. The rules are tried in that order."""
+    patience = cfg["early_stopping"]["patience"]
+    target = cfg["target_metric"]
+    limit = cfg["time_limit_minutes"]
+    if patience is not None and stale >= int(patience):
+        return f"early stopping: no improvement of {monitor} in {patience} epochs"
+    if target is not None and _reached(value, float(target), mode=mode):
+        return f"{monitor} reached the target {target}"
+    if limit is not None and _out_of_time(began, durations, float(limit) * 60):
+        return f"time limit of {limit} minutes (another epoch would not fit)"
+    return None
+
+
+def epoch_line(row: Mapping[str, Any], *, epochs: int, durations: Sequence[float]) -> str:
+    """One log line for a finished epoch: its number, losses, validation metrics, seconds and
+    the estimated time left (the mean epoch so far times the epochs left).
+
+    Example:
+        >>> epoch_line({"epoch": 2, "train_loss": 0.5, "val_iou_macro": 0.71, "seconds": 30.0},
+        ...            epochs=4, durations=[30.0, 30.0])
+        'epoch 2/4: train_loss 0.5000, val_iou_macro 0.7100, 30.0 s, ETA 1 min 0 s'
+    """
+    epoch = int(row["epoch"])
+    parts = [
+        f"{key} {float(value):.4f}"
+        for key, value in row.items()
+        if key.endswith("loss") or key.startswith("val_")
+    ]
+    left = (sum(durations) / max(len(durations), 1)) * (epochs - epoch)
+    minutes, seconds = divmod(round(left), 60)
+    parts.append(f"{float(row.get('seconds', 0.0)):.1f} s")
+    parts.append(f"ETA {minutes} min {seconds} s")
+    return f"epoch {epoch}/{epochs}: " + ", ".join(parts)
 
 
 def _improved(value: float, best: float | None, *, mode: str, min_delta: float) -> bool:
@@ -122,7 +171,8 @@ def fit(
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch=len(train_loader))
     net = distributed.wrap(model, info, device)
-    if val_loader is None or evaluate is None:
+    validate_any = val_loader is not None and evaluate is not None
+    if not validate_any:
         monitor, mode = "train_loss", "min"
     start, history, best, best_epoch, stale = 1, [], None, 0, 0
     if job.resume:
@@ -140,9 +190,8 @@ def fit(
             history = json.loads(state["history"])
             best, best_epoch, stale = state["best"], int(state["best_epoch"]), int(state["stale"])
             logger.info("resuming %s from %s (epoch %d)", run.path, path.name, start)
-    patience = cfg["early_stopping"]["patience"]
     min_delta = float(cfg["early_stopping"]["min_delta"])
-    began, stop_reason = time.monotonic(), "all epochs done"
+    began, stop_reason, stopped_early = time.monotonic(), "all epochs done", False
     durations: list[float] = []  # wall seconds of each epoch this session, validation included
     epochs = int(cfg["epochs"])
     for epoch in range(start, epochs + 1):
@@ -188,6 +237,7 @@ def fit(
                 metrics = evaluate(model, val_loader, device, precision)  # type: ignore[arg-type,misc]
             row.update({f"val_{k}": float(v) for k, v in metrics.items()})
         row["seconds"] = round(time.monotonic() - t0, 3)
+        durations.append(time.monotonic() - t0)
         history.append(row)
         key = monitor if monitor == "train_loss" else f"val_{monitor}"
         value = float(row.get(key, math.nan))
@@ -216,25 +266,27 @@ def fit(
             prune(run.checkpoints, keep=int(cfg["keep_checkpoints"]))
             run.write_metrics(history)
             draw_curves(history, run.curves_png, title=f"{run.trainer}: {run.path.name}")
-        logger.info("epoch %d: %s", epoch, {k: v for k, v in row.items() if k != "epoch"})
-        target = cfg["target_metric"]
-        limit = cfg["time_limit_minutes"]
-        if patience is not None and stale >= int(patience):
-            stop_reason = f"early stopping: no improvement of {monitor} in {patience} epochs"
-        elif target is not None and _reached(value, float(target), mode=mode):
-            stop_reason = f"{monitor} reached the target {target}"
-        elif limit is not None and _out_of_time(began, durations, t0, float(limit) * 60):
-            stop_reason = f"time limit of {limit} minutes (another epoch would not fit)"
-        else:
-            continue
-        break
+        reason = _stop_reason(
+            cfg, stale=stale, value=value, monitor=monitor, mode=mode, began=began,
+            durations=durations, epoch_start=t0,
+        )  # fmt: skip
+        if info.main and job.progress:
+            progress_logger.info("%s", epoch_line(row, epochs=epochs, durations=durations))
+        if reason is not None:
+            stop_reason, stopped_early = reason, epoch < epochs
+            break
+    distributed.barrier()
     distributed.barrier()
     last = history[-1] if history else {}
+    epochs_run = int(last.get("epoch", 0))
     summary = {
         "trainer": run.trainer,
-        "epochs_run": int(last.get("epoch", 0)),
+        "epochs_run": epochs_run,
+        "epochs_planned": epochs,
         "stopped": stop_reason,
+        "stopped_early": stopped_early,
         "monitor": monitor,
+        "validation": validate_any,
         "best": best,
         "best_epoch": best_epoch,
         "final": last,
@@ -243,5 +295,15 @@ def fit(
         "world_size": info.world_size,
     }
     if info.main:
+        if stopped_early:
+            logger.warning(
+                "%s: stopped after epoch %d of %d: %s", run.path, epochs_run, epochs, stop_reason
+            )
+            draw_curves(
+                history,
+                run.curves_png,
+                title=f"{run.trainer}: {run.path.name}",
+                note=f"stopped after epoch {epochs_run} of {epochs}: {stop_reason}",
+            )
         run.write_summary(summary)
     return summary
