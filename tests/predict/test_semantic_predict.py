@@ -244,3 +244,24 @@ def test_writer_buffers_rows_to_whole_chunks(tmp_path: Path) -> None:
     np.testing.assert_array_equal(root["tall"]["labels"][...], np.argmax(probs, axis=0))
     np.testing.assert_array_equal(root["tall"]["probabilities"][...], probs)
     assert node.class_pixels.tolist() == np.bincount(np.argmax(probs, 0).ravel()).tolist()
+
+
+def test_output_without_a_terminal_gets_a_line_per_input(
+    tmp_path: Path, store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import microprep.progress as progress
+
+    source, nodes = store
+    monkeypatch.setattr(progress.sys.stderr, "isatty", lambda: False, raising=False)
+    with caplog.at_level("INFO", logger="microprep.progress"):
+        predict_semantic(threshold_forward, source, tmp_path / "p.zarr", window=8,
+                         classes=CLASSES, progress=True)  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if r.name == "microprep.progress"]
+    assert [line.split(" (")[0] for line in lines] == [
+        f"predicted {n}" for n in range(1, len(nodes) + 1)
+    ]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="microprep.progress"):
+        predict_semantic(threshold_forward, source, tmp_path / "q.zarr", window=8,
+                         classes=CLASSES, progress=False)  # fmt: skip
+    assert not [r for r in caplog.records if r.name == "microprep.progress"]

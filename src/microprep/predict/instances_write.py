@@ -86,6 +86,7 @@ from microprep.predict.semantic import default_colors, overlays_path
 from microprep.predict.write import FORMAT_VERSION, PREDICTION_KEY
 from microprep.preview.montage import caption, enlarge, with_legend
 from microprep.preview.overlay import render_overlay
+from microprep.progress import lines_wanted, with_progress_lines
 from microprep.store.layout import COMPRESSORS, jsonable, node_name, package_version
 from microprep.store.layout import spatial_chunking as _chunking
 from microprep.targets.types import class_dtype
@@ -119,6 +120,10 @@ class PredictedImage:
     prediction: InstancePrediction
     image: Any = None
     source: str | None = None
+
+
+def _item_name(item: PredictedImage) -> str:
+    return item.name
 
 
 @dataclass(slots=True)
@@ -247,7 +252,10 @@ def write_instance_predictions(
             raise StoreError(f"cannot create the prediction store at {out}: {exc}") from exc
         taken: set[str] = set()
         pictures: set[str] = set()  # overlay file names taken
-        for item in tqdm(items, desc="write", unit="input", disable=None if progress else True):
+        lines = with_progress_lines(
+            items, what="predicted", enabled=lines_wanted(progress), name=_item_name
+        )
+        for item in tqdm(lines, desc="write", unit="input", disable=None if progress else True):
             pred = item.prediction
             if len(pred) and not 1 <= int(pred.labels.min()) <= int(pred.labels.max()) < len(names):
                 raise UsageError(

@@ -44,6 +44,7 @@ from microprep.predict.scaling import ScaleFn, channels_first, unit_range, windo
 from microprep.predict.tiles import Forward, predict_tiled
 from microprep.predict.write import PredictionWriter
 from microprep.preview.montage import DEFAULT_SLICES, slice_indices
+from microprep.progress import lines_wanted, with_progress_lines
 
 __all__ = [
     "PredictionSummary",
@@ -96,6 +97,10 @@ def overlays_path(out: str | Path) -> Path:
     path = Path(out)
     stem = path.name[: -len(".zarr")] if path.name.endswith(".zarr") else path.name
     return path.with_name(stem + ".overlays")
+
+
+def _name(record: PredictionInput) -> str:
+    return record.name
 
 
 def _inputs(source: str | Path | Iterable[PredictionInput]) -> Iterable[PredictionInput]:
@@ -188,9 +193,10 @@ def predict_semantic(
         tmp = stack.enter_context(atomic_output(out, overwrite=overwrite))
         tmp_over = stack.enter_context(atomic_output(over_path)) if over_path else None
         writer = PredictionWriter(tmp, classes=names, colors=palette, kind="semantic", run=info)
-        bar = tqdm(
-            _inputs(source), desc="predict", unit="input", disable=None if progress else True
+        inputs = with_progress_lines(
+            _inputs(source), what="predicted", enabled=lines_wanted(progress), name=_name
         )
+        bar = tqdm(inputs, desc="predict", unit="input", disable=None if progress else True)
         pictures: set[str] = set()  # overlay file names taken
         for record in bar:
             _predict_one(

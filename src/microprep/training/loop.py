@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from microprep.progress import progress_logger
 from microprep.training import distributed
 from microprep.training.checkpoint import load_latest, prune, save_checkpoint
 from microprep.training.curves import draw_curves
@@ -35,9 +36,6 @@ from microprep.training.runtime import set_rng_state as _set_rng
 from microprep.training.schedule import make_optimizer, make_scheduler
 
 logger = logging.getLogger(__name__)
-#: One line per epoch (``epoch 3/11: train_loss ..., ETA ...``); the CLI shows it by default,
-#: ``-q`` turns it off (the trainer's ``job.progress``).
-progress_logger = logging.getLogger("microprep.progress")
 
 TrainStep = Callable[[torch.nn.Module, Any, torch.device], tuple[torch.Tensor, dict[str, float]]]
 Evaluate = Callable[[torch.nn.Module, DataLoader[Any], torch.device, Precision], dict[str, float]]
