@@ -253,6 +253,8 @@ class _FirstPass:
             self.warnings.append(
                 f"{self.file}: {count} <{kind}> element(s) skipped (not a supported shape)"
             )
+        for what, count in sorted(self.reader.skipped.items()):
+            self.warnings.append(f"{self.file}: {count} {what} skipped")
         for tag, count in sorted(self.unknown_top.items()):
             self.warnings.append(f"{self.file}: {count} unknown <{tag}> element(s) ignored")
 
