@@ -1,4 +1,4 @@
-"""``prep split DATASET --val 0.15 --test 0.15 --by image|volume|region --seed S [--out F]``."""
+"""``prep split DATASET [--val F --test F] --by image|volume|region|subset [--subset-map M]``."""
 
 from __future__ import annotations
 
@@ -27,10 +27,17 @@ from microprep.splits import BY_CHOICES
 )
 @click.option(
     "--by",
-    type=click.Choice(BY_CHOICES),
+    type=click.Choice((*BY_CHOICES, "subset")),
     default="image",
     show_default=True,
-    help="Whole images / volumes, or disjoint blocks (regions) of every node.",
+    help="Whole images / volumes, disjoint blocks (regions) of every node, or the "
+    "annotators' own subsets (--val/--test unused).",
+)
+@click.option(
+    "--subset-map",
+    metavar="SUBSET=SPLIT,...",
+    help="--by subset: the split of subsets not named train/training, val/validation/valid, "
+    "test/testing (case-insensitive), e.g. Holdout=test,Dev=val.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same splits.")
 @click.option(
@@ -63,6 +70,7 @@ def split_command(
     seed: int,
     region_axis: str,
     gap: int,
+    subset_map: str | None,
     out: Path | None,
     quiet: bool,
 ) -> None:
@@ -76,17 +84,34 @@ def split_command(
     Examples:
       prep split dataset.zarr --val 0.15 --test 0.15 --seed 1
       prep split volume.zarr --by region --gap 16 --out volume.splits.json
+      prep split dataset.zarr --by subset --subset-map Holdout=test
     """
-    from microprep.splits import default_splits_path, make_splits, save_splits, summarize
+    from microprep.splits import (
+        SplitError,
+        default_splits_path,
+        make_splits,
+        save_splits,
+        summarize,
+    )
+    from microprep.splits.subsets import parse_subset_map
 
+    if subset_map is not None and by != "subset":
+        raise SplitError("--subset-map goes with --by subset")
     splits = make_splits(
-        dataset, val=val, test=test, by=by, seed=seed, region_axis=region_axis, gap=gap
+        dataset,
+        val=val,
+        test=test,
+        by=by,
+        seed=seed,
+        region_axis=region_axis,
+        gap=gap,
+        subset_map=parse_subset_map(subset_map),
     )
     path = save_splits(splits, out if out is not None else default_splits_path(dataset))
     if quiet:
         return
     total = sum(pixels for _, _, pixels in summarize(splits)) or 1
-    click.echo(f"{dataset} split by {by} (seed {seed}):")
+    click.echo(f"{dataset} split by {by}" + (":" if by == "subset" else f" (seed {seed}):"))
     for name, count, pixels in summarize(splits):
         click.echo(f"  {name:<5} {count:>5} regions {pixels:>14,} px  {100 * pixels / total:6.2f}%")
     click.echo(f"  splits -> {path}")

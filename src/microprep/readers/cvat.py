@@ -22,7 +22,8 @@ box.
 Rules:
 
 * A shape with an empty or missing ``label`` is skipped; all of them are counted in one warning
-  (``"N shape(s) with an empty label were skipped"``). The same holds for skeleton elements.
+  (``"N shape(s) with an empty label were skipped"``). A skeleton element without a label takes
+  the skeleton's (see :mod:`microprep.readers.cvat_shapes`).
 * A label used by shapes but not declared in ``<meta>`` is appended to the label map with
   ``declared=False`` and type ``any``, with a warning naming the file and line of first use.
 * ``<cuboid>`` and other unsupported shape elements are skipped, one warning per element name.
@@ -253,6 +254,8 @@ class _FirstPass:
             self.warnings.append(
                 f"{self.file}: {count} <{kind}> element(s) skipped (not a supported shape)"
             )
+        for what, count in sorted(self.reader.skipped.items()):
+            self.warnings.append(f"{self.file}: {count} {what} skipped")
         for tag, count in sorted(self.unknown_top.items()):
             self.warnings.append(f"{self.file}: {count} unknown <{tag}> element(s) ignored")
 

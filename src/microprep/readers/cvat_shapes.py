@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Final
 
 import numpy as np
@@ -109,6 +111,8 @@ class ShapeReader:
         self.empty_labels = 0
         #: elements skipped because they are not a supported shape, by element name
         self.unknown: Counter[str] = Counter()
+        #: other things skipped, by what they are (e.g. ``"skeleton element(s) <box>"``)
+        self.skipped: Counter[str] = Counter()
         #: ``(label, parent)`` -> line of first use, in order of first use
         self.label_uses: dict[tuple[str, str | None], int | None] = {}
 
@@ -225,6 +229,7 @@ class ShapeReader:
         track_id: int | None = None,
         frame: int | None = None,
         keyframe: bool = True,
+        extra_elements: Sequence[Shape] | None = None,
     ) -> Shape | None:
         """One shape element as a Shape, or None when it is skipped (counted in the counters).
 
@@ -235,6 +240,12 @@ class ShapeReader:
             order: the value for ``Shape.order``.
             label, source, group: the track's values (None: read from the element).
             track_id, frame, keyframe: set for track shapes.
+            extra_elements: for a ``<skeleton>`` of a track whose elements are nested
+                ``<track>`` elements: the visible element points of this frame (None: the
+                skeleton must hold its elements as children).
+
+        A skeleton without a visible element (every point ``outside``) is absent: None, counted
+        in :attr:`skipped` when it is not a track's.
         """
         tag = elem.tag
         if not isinstance(tag, str) or tag not in SHAPE_TAGS:
@@ -297,7 +308,12 @@ class ShapeReader:
                 track_id=track_id,
                 frame=frame,
                 keyframe=keyframe,
+                extra=extra_elements,
             )
+            if not elements:
+                if track_id is None:
+                    self.skipped["skeleton(s) with every point outside"] += 1
+                return None
         return Shape(
             kind=kind,
             label=label,
@@ -352,23 +368,31 @@ class ShapeReader:
         track_id: int | None,
         frame: int | None,
         keyframe: bool,
+        extra: Sequence[Shape] | None,
     ) -> tuple[NDArray[np.float64], tuple[Shape, ...]]:
+        """The visible ``<points>`` elements of a skeleton (plus ``extra``) and their points.
+
+        An element without a label of its own takes the skeleton's; ``outside`` elements are
+        left out; other element kinds are skipped and counted. A skeleton with no element
+        child at all (and no ``extra``) is malformed.
+        """
         elements: list[Shape] = []
+        children = 0
         for child in elem:
-            if child.tag == "attribute":
+            tag = child.tag
+            if tag == "attribute":
                 continue
-            if child.tag != "points":
-                raise self._format(
-                    f"unexpected <{child.tag}> in a skeleton (only <points>)", child, where
-                )
-            el_label = child.get("label") or ""
-            if not el_label:
-                self.empty_labels += 1
+            children += 1
+            if tag != "points":
+                self.skipped[f"skeleton element(s) <{tag}> (a skeleton's elements are points)"] += 1
                 continue
-            self.use_label(el_label, label, child)
+            el_label = child.get("label") or label
+            if el_label != label:
+                self.use_label(el_label, label, child)
             el_where = f"<points label={el_label!r}> of {where}"
             pts = self.points(child, el_where, "points")
             occluded = self.flag(child, "occluded", el_where)
+            el_keyframe = self.flag(child, "keyframe", el_where, default=keyframe)
             attrs = self.attributes(child, el_where)
             if self.flag(child, "outside", el_where):
                 continue
@@ -385,9 +409,21 @@ class ShapeReader:
                     order=order,
                     track_id=track_id,
                     frame=frame,
-                    keyframe=keyframe,
+                    keyframe=el_keyframe,
                 )
             )
-        if not elements:
-            return _NO_POINTS, ()
-        return np.concatenate([e.points for e in elements]), tuple(elements)
+        if extra is None and not children:
+            raise self._format(
+                "skeleton has no elements: CVAT writes each of its points as a <points> child",
+                elem,
+                where,
+            )
+        elements.extend(replace(e, order=order, z_order=z_order) for e in extra or ())
+        return skeleton_points(elements), tuple(elements)
+
+
+def skeleton_points(elements: Sequence[Shape]) -> NDArray[np.float64]:
+    """The points of a skeleton: its elements' points, in element order."""
+    if not elements:
+        return _NO_POINTS
+    return np.concatenate([e.points for e in elements])

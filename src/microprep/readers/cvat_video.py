@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from typing import Final
 
 from lxml import etree
@@ -31,7 +32,7 @@ from lxml import etree
 from microprep.errors import FormatError
 from microprep.model import AnnotatedImage, ImageInfo, Shape, StackInfo
 from microprep.readers.cvat_meta import CvatMeta
-from microprep.readers.cvat_shapes import SHAPE_TAGS, ShapeReader
+from microprep.readers.cvat_shapes import SHAPE_TAGS, ShapeReader, skeleton_points
 from microprep.readers.xmlsafe import line_of
 
 logger = logging.getLogger(__name__)
@@ -117,9 +118,11 @@ class VideoFrames:
         source = elem.get("source") or "manual"
         group = reader.integer(elem, "group_id", where, 0)
         frames: set[int] = set()
+        nested = [child for child in elem if child.tag == "track"]
+        extra = self.element_tracks(nested, track_id, label, source, group) if nested else None
         for child in elem:
             if child.tag not in SHAPE_TAGS:
-                if child.tag != "attribute":
+                if child.tag not in ("attribute", "track"):
                     reader.unknown[str(child.tag)] += 1
                 continue
             child_where = f"<{child.tag}> in track {track_id}"
@@ -145,10 +148,90 @@ class VideoFrames:
                 track_id=track_id,
                 frame=frame,
                 keyframe=keyframe,
+                extra_elements=None if extra is None else extra.pop(frame, []),
             )
             if shape is not None and not outside:
                 self.by_frame[frame].append(shape)
                 self.order += 1
+        if label and extra:
+            # element points on frames without a <skeleton> of the track: a skeleton each
+            for frame in sorted(extra):
+                elements = extra[frame]
+                self.by_frame[frame].append(
+                    Shape(
+                        kind="skeleton",
+                        label=label,
+                        points=skeleton_points(elements),
+                        z_order=elements[0].z_order,
+                        group=group,
+                        source=source,
+                        order=self.order,
+                        track_id=track_id,
+                        frame=frame,
+                        keyframe=any(e.keyframe for e in elements),
+                        elements=tuple(replace(e, order=self.order) for e in elements),
+                    )
+                )
+                self.order += 1
+
+    def element_tracks(
+        self, nested: list[etree._Element], track_id: int, label: str, source: str, group: int
+    ) -> dict[int, list[Shape]]:
+        """The visible points of a skeleton track's element tracks (nested ``<track>``), by frame.
+
+        Each nested track is one element: its label (the skeleton's when it has none) and one
+        ``<points>`` per frame with its own ``outside``, ``occluded`` and ``keyframe``. Other
+        element kinds are skipped and counted.
+        """
+        reader = self.reader
+        by_frame: defaultdict[int, list[Shape]] = defaultdict(list)
+        for track in nested:
+            el_label = track.get("label") or label
+            if label and el_label != label:
+                reader.use_label(el_label, label, track)
+            seen: set[int] = set()
+            for child in track:
+                tag = child.tag
+                if tag == "attribute":
+                    continue
+                if tag != "points":
+                    reader.skipped[
+                        f"skeleton element(s) <{tag}> (a skeleton's elements are points)"
+                    ] += 1
+                    continue
+                where = f"<points label={el_label!r}> in element track of track {track_id}"
+                outside = reader.flag(child, "outside", where)
+                frame = self.frame(child, where, visible=not outside)
+                if frame in seen:
+                    raise self._error(
+                        f"element {el_label!r} of track {track_id} has two points on frame {frame}",
+                        child,
+                        where,
+                    )
+                seen.add(frame)
+                where = f"<points label={el_label!r}> of track {track_id} at frame {frame}"
+                pts = reader.points(child, where, "points")
+                occluded = reader.flag(child, "occluded", where)
+                keyframe = reader.flag(child, "keyframe", where, default=True)
+                attrs = reader.attributes(child, where)
+                if outside:
+                    continue
+                by_frame[frame].append(
+                    Shape(
+                        kind="points",
+                        label=el_label,
+                        points=pts,
+                        z_order=reader.integer(child, "z_order", where, 0),
+                        occluded=occluded,
+                        group=group,
+                        source=source,
+                        attributes=attrs,
+                        track_id=track_id,
+                        frame=frame,
+                        keyframe=keyframe,
+                    )
+                )
+        return dict(by_frame)
 
     def tag(self, elem: etree._Element) -> None:
         """Add a top-level ``<tag frame=...>`` to its frame."""

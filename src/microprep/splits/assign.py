@@ -191,6 +191,7 @@ def make_splits(
     seed: int,
     region_axis: str = "z",
     gap: int = 0,
+    subset_map: Mapping[str, str] | None = None,
 ) -> Splits:
     """Split the nodes of a dataset store into train, val and test.
 
@@ -201,6 +202,8 @@ def make_splits(
         seed: the same seed (and store) gives the same splits.
         region_axis: axis of volumes to cut for ``by="region"`` (images: ``y`` for ``"z"``).
         gap: pixels left out between neighbouring blocks for ``by="region"``.
+        subset_map: for ``by="subset"`` (the nodes' own subsets become the splits, fractions
+            unused): subset name -> split, see :mod:`microprep.splits.subsets`.
 
     Returns:
         A :class:`Splits`, checked with :func:`check_disjoint`.
@@ -216,6 +219,12 @@ def make_splits(
     from microprep.store.read import Dataset, open_dataset
 
     if isinstance(dataset, Dataset):
+        if by == "subset":
+            from microprep.splits.subsets import node_subsets, split_by_subsets
+
+            return split_by_subsets(
+                node_subsets(dataset), subset_map=subset_map, seed=seed, dataset=str(dataset.path)
+            )
         return split_shapes(
             node_shapes(dataset),
             val=val,
@@ -228,5 +237,12 @@ def make_splits(
         )
     with open_dataset(dataset) as opened:
         return make_splits(
-            opened, val=val, test=test, by=by, seed=seed, region_axis=region_axis, gap=gap
+            opened,
+            val=val,
+            test=test,
+            by=by,
+            seed=seed,
+            region_axis=region_axis,
+            gap=gap,
+            subset_map=subset_map,
         )

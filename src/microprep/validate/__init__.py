@@ -176,7 +176,14 @@ def validate(annotations: AnnotationSet, options: ValidateOptions = ValidateOpti
         )
     )
     findings.extend(schema_findings("images", images, schemas["images"]))
-    findings.extend(schema_findings("shapes", shapes, schemas["shapes"], frozenset(run.in_error)))
+    frames = {
+        name: int(frame)
+        for name, frame in zip(run.images["name"], run.images["frame"], strict=True)
+        if frame is not None
+    }
+    findings.extend(
+        schema_findings("shapes", shapes, schemas["shapes"], frozenset(run.in_error), frames)
+    )
     logger.info(
         "validated %d images, %d shapes: %d findings in %.2f s",
         len(images), len(shapes), len(findings), time.perf_counter() - start,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -40,6 +40,7 @@ from microprep.schemas import schema_path
 from microprep.validate.checks import Batch
 from microprep.validate.geometry import Measures
 from microprep.validate.report import Finding
+from microprep.validate.schema_messages import schema_message
 
 logger = logging.getLogger(__name__)
 
@@ -231,12 +232,24 @@ def shapes_table(parts: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(data[c], dtype=dtypes.get(c, "float64")) for c in data})
 
 
-def _where(table: str, df: pd.DataFrame, index: Any) -> tuple[str | None, int | None, str | None]:
-    if index is None or (isinstance(index, float) and math.isnan(index)) or index not in df.index:
+def _where(table: str, row: dict[str, Any] | None) -> tuple[str | None, int | None, str | None]:
+    if row is None:
         return None, None, None
     if table == "images":
-        return str(df.at[index, "name"]), None, None
-    return str(df.at[index, "image"]), int(df.at[index, "order"]), str(df.at[index, "label"])
+        name = row.get("name")
+        return (None if name is None else str(name)), None, None
+    image, order, label = row.get("image"), row.get("order"), row.get("label")
+    return (
+        None if image is None else str(image),
+        None if order is None or pd.isna(order) else int(order),
+        None if label is None else str(label),
+    )
+
+
+def _row(df: pd.DataFrame, index: Any) -> dict[str, Any] | None:
+    if index is None or (isinstance(index, float) and math.isnan(index)) or index not in df.index:
+        return None
+    return {str(k): v for k, v in df.loc[index].to_dict().items()}
 
 
 def schema_findings(
@@ -244,11 +257,14 @@ def schema_findings(
     df: pd.DataFrame,
     schema: pa.DataFrameSchema,
     skip_rows: frozenset[int] = frozenset(),
+    frames: Mapping[str, int] | None = None,
 ) -> list[Finding]:
     """Validate ``df`` with ``schema`` (``lazy=True``); one ``schema-<table>`` error per failure.
 
     Failures of a whole-row check are reported once per row; rows in ``skip_rows`` (shapes the
-    geometry checks already report as errors) are not reported again.
+    geometry checks already report as errors) are not reported again. Messages are sentences
+    (:func:`~microprep.validate.schema_messages.schema_message`); ``frames`` maps the image
+    names of a video to their frame numbers, for messages naming the frame.
     """
     try:
         schema.validate(df, lazy=True)
@@ -271,15 +287,14 @@ def schema_findings(
         if key in seen:
             continue
         seen.add(key)
-        image, order, label = _where(table, df, index)
+        row = _row(df, index)
+        image, order, label = _where(table, row)
         value = None if row_check else case.get("failure_case")
-        what = "row" if row_check else f"column {column!r}" if column else "table"
+        frame = None if frames is None or image is None else frames.get(image)
+        message = schema_message(table, str(case.get("check")), column, value, row, frame=frame)
         out.append(
             Finding(
-                "error", f"schema-{table}",
-                f"{table} table: {what} fails {case.get('check')}"
-                + ("" if row_check else f": {value!r}"),
-                image, order, label,
+                "error", f"schema-{table}", message, image, order, label,
                 {"column": column, "check": str(case.get("check")), "value": value, "row": index},
             )
         )  # fmt: skip
