@@ -240,3 +240,40 @@ def test_in_plane_volume_symmetries_keep_z(geometry: tuple[str, ...]) -> None:
         assert sorted(moved.ravel().tolist()) == sorted(labels.ravel().tolist())
         seen.add(moved.tobytes())
     assert len(seen) > 2
+
+
+@pytest.mark.parametrize(
+    ("shape", "cube"),
+    [((8, 16), True), ((4, 8, 8), True), ((4, 8, 16), True), ((4, 8, 16), False)],
+)
+def test_keep_shape_draws_only_symmetries_that_keep_the_window(
+    shape: tuple[int, ...], cube: bool
+) -> None:
+    labels = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape) % 251
+    config = AugmentConfig(geometry=("flip", "rot90"), cube=cube)
+    kept, free = Augmenter(config, keep_shape=True), Augmenter(config)
+    seen: set[bytes] = set()
+    changed = 0
+    for i in range(64):
+        sample: Sample = {"labels": labels.astype(np.uint8)}
+        out = kept(sample, sample_rng(seed=0, index=i, copy=0))["labels"]
+        assert out.shape == shape
+        seen.add(out.tobytes())
+        changed += free(sample, sample_rng(seed=0, index=i, copy=0))["labels"].shape != shape
+    assert len(seen) > 2  # flips and the shape-keeping turns are still drawn
+    if shape == (4, 8, 8):
+        # y and x may swap (a quarter turn in the y-x plane) though z may not
+        turned = np.swapaxes(labels.astype(np.uint8), 1, 2)
+        assert any(turned.tobytes() == s or np.flip(turned, 1).tobytes() == s for s in seen)
+    assert changed > 0  # without keep_shape, whole images may be turned onto other shapes
+
+
+def test_keep_shape_on_a_square_window_draws_as_before() -> None:
+    config = AugmentConfig(geometry=("flip", "rot90"))
+    labels = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    for i in range(16):
+        a = Augmenter(config, keep_shape=True)(
+            {"labels": labels}, sample_rng(seed=1, index=i, copy=0)
+        )
+        b = Augmenter(config)({"labels": labels}, sample_rng(seed=1, index=i, copy=0))
+        np.testing.assert_array_equal(a["labels"], b["labels"])

@@ -121,3 +121,26 @@ def test_train_on_an_augmented_store_validate_on_the_source(
                  "--set", f"data.val_dataset={store}", *FAST])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "no splits file" in err and "data.train_split to null" in err
+
+
+def test_3d_unet_with_an_anisotropic_window_and_the_default_geometry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the cube symmetries would turn an 8x16x16 window into 16x8x16 (and the batch could not be
+    # stacked): only those that keep the window's shape apply
+    store = learnable_volume(tmp_path / "v.zarr")
+    run, pred = tmp_path / "run", tmp_path / "pred.zarr"
+    code = main([
+        "train", "unet", str(store), "--out", str(run), "--epochs", "1", "--device", "cpu",
+        "--batch-size", "4", "--window", "8,16,16", "--workers", "0", "-q",
+        "--set", "model.depth=2", "--set", "model.base_filters=4", "--set", "data.stride=4",
+        "--set", "data.geometry=flip,rot90",
+        "--set", "data.train_split=null", "--set", "data.val_split=null",
+    ])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert RunDir.open(run).config["data"]["window"] == [8, 16, 16]
+    code = main(["predict", str(run), str(store), "--out", str(pred), "--device", "cpu",
+                 "--window", "8,16,16", "-q"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    labels = xr.open_datatree(pred, engine="zarr")["vol"]["labels"]
+    assert labels.shape == (16, 16, 16)

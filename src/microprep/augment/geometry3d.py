@@ -27,7 +27,13 @@ from scipy import ndimage
 
 from microprep.errors import UsageError
 
-__all__ = ["CUBE_INVERSE", "cube_symmetry", "rotation_zoom_3d", "transform_volume"]
+__all__ = [
+    "CUBE_INVERSE",
+    "cube_symmetry",
+    "permuted_shape",
+    "rotation_zoom_3d",
+    "transform_volume",
+]
 
 Array = NDArray[Any]
 
@@ -55,6 +61,17 @@ def cube_symmetry(array: Array, k: int, *, first_axis: int = 0) -> Array:
     out = np.transpose(array, order)
     flips = tuple(first_axis + i for i in range(3) if (k % 8) >> i & 1)
     return np.flip(out, axis=flips) if flips else out
+
+
+def permuted_shape(shape: tuple[int, ...], k: int) -> tuple[int, ...]:
+    """The spatial shape ``(Z, H, W)`` becomes after :func:`cube_symmetry` element ``k``.
+
+    Example:
+        >>> permuted_shape((16, 64, 64), 0), permuted_shape((16, 64, 64), 8 * 5)
+        ((16, 64, 64), (64, 64, 16))
+    """
+    perm = _PERMS[k // 8]
+    return tuple(shape[p] for p in perm)
 
 
 def _cube_inverse() -> tuple[int, ...]:

@@ -36,21 +36,43 @@ def _floor_filled(warp: Callable[[Array], Array], image: Array) -> Array:
     return moved
 
 
-def _draw_d4(geometry: tuple[str, ...], rng: np.random.Generator) -> int:
-    """A :func:`~microprep.augment.geometry2d.d4` element for ``flip`` / ``rot90`` (0: none)."""
+def _draw_d4(geometry: tuple[str, ...], rng: np.random.Generator, *, square: bool = True) -> int:
+    """A :func:`~microprep.augment.geometry2d.d4` element for ``flip`` / ``rot90`` (0: none).
+
+    ``square=False`` (a sample whose shape must not change, and whose two axes differ) draws
+    only the elements that keep the axes in place: no quarter turn, so half turns and flips.
+    """
     if "flip" in geometry and "rot90" in geometry:
-        return int(rng.integers(8))
+        return int(rng.integers(8)) if square else int(rng.choice([0, 2, 4, 6]))
     if "flip" in geometry:
         return int(rng.choice([0, 4, 6, 2]))  # identity, left-right, up-down, both
     if "rot90" in geometry:
-        return int(rng.integers(4))
+        return int(rng.integers(4)) if square else 2 * int(rng.integers(2))
     return 0
+
+
+def _draw_cube(geometry: tuple[str, ...], rng: np.random.Generator, shape: tuple[int, ...]) -> int:
+    """A :func:`~microprep.augment.geometry3d.cube_symmetry` element for ``flip`` / ``rot90``;
+    ``shape`` given: only the elements whose axis permutation keeps that shape (a 16x64x64
+    window never turns z into y)."""
+    if "flip" in geometry and "rot90" in geometry:
+        candidates = list(range(48))
+    elif "flip" in geometry:
+        candidates = list(range(8))
+    else:
+        candidates = [8 * p for p in range(6)]
+    if shape:
+        kept = [k for k in candidates if geometry3d.permuted_shape(shape, k) == shape]
+        if len(kept) < len(candidates):
+            return kept[int(rng.integers(len(kept)))]
+    return candidates[int(rng.integers(len(candidates)))]
 
 
 class _GeometrySteps:
     """The 2D and 3D geometry of :class:`~microprep.augment.pipeline.Augmenter`."""
 
     config: AugmentConfig
+    keep_shape: bool
 
     def _draw_angle_zoom(self, rng: np.random.Generator) -> tuple[float, float]:
         """Rotation angle (degrees; 0 without "rotate") and zoom (log-uniform; 1 without "zoom")."""
@@ -63,9 +85,14 @@ class _GeometrySteps:
         return angle, zoom
 
     # -- 2D
+    def _fixed_shape(self, out: Sample, ndim: int) -> tuple[int, ...]:
+        """The spatial shape the sample must keep (Dataset windows), or () when it may change."""
+        return self._shape(out, ndim) if self.keep_shape else ()
+
     def _geometry_2d(self, out: Sample, rng: np.random.Generator) -> None:
         geo = self.config.geometry
-        k = _draw_d4(geo, rng)
+        fixed = self._fixed_shape(out, 2)
+        k = _draw_d4(geo, rng, square=not fixed or fixed[0] == fixed[1])
         angle, zoom = self._draw_angle_zoom(rng)
         if angle != 0.0 or zoom != 1.0:
             # the symmetry, rotation and zoom as one warp: each array is resampled once
@@ -132,12 +159,7 @@ class _GeometrySteps:
     def _geometry_3d(self, out: Sample, rng: np.random.Generator) -> None:
         geo = self.config.geometry
         if ("flip" in geo or "rot90" in geo) and self.config.cube:
-            if "flip" in geo and "rot90" in geo:
-                k = int(rng.integers(48))
-            elif "flip" in geo:
-                k = int(rng.integers(8))
-            else:
-                k = 8 * int(rng.integers(6))
+            k = _draw_cube(geo, rng, self._fixed_shape(out, 3))
             if k:
                 if "image" in out:
                     out["image"] = geometry3d.cube_symmetry(out["image"], k)
@@ -147,7 +169,8 @@ class _GeometrySteps:
                     out["instances"] = geometry3d.cube_symmetry(out["instances"], k, first_axis=1)
         elif "flip" in geo or "rot90" in geo:
             # z stays the z axis: a symmetry of the y-x square, and a z flip
-            k = _draw_d4(geo, rng)
+            fixed = self._fixed_shape(out, 3)
+            k = _draw_d4(geo, rng, square=not fixed or fixed[1] == fixed[2])
             flip_z = "flip" in geo and bool(rng.integers(2))
             for key, first in (("image", 0), ("labels", 0), ("instances", 1)):
                 if key in out:

@@ -142,6 +142,11 @@ class Augmenter(_GeometrySteps):
     permutes them (both: any of the 48 cube symmetries); ``rotate`` turns about z (in-plane),
     ``zoom`` scales all axes; ``field`` is a smooth 3D displacement field.
 
+    ``keep_shape=True`` (the Datasets' windows) draws only the symmetries that keep the
+    sample's shape: a non-square 2D window gets flips and half turns, an anisotropic 3D
+    window only the axis permutations that map it onto itself (for ``16x64x64``: y and x may
+    swap, z stays). A square or cubic window gets every symmetry, drawn as without the flag.
+
     Example:
         >>> aug = Augmenter(AugmentConfig(geometry=("flip",)))
         >>> lab = np.arange(4, dtype=np.uint8).reshape(2, 2)
@@ -149,8 +154,9 @@ class Augmenter(_GeometrySteps):
         [0, 1, 2, 3]
     """
 
-    def __init__(self, config: AugmentConfig) -> None:
+    def __init__(self, config: AugmentConfig, *, keep_shape: bool = False) -> None:
         self.config = config
+        self.keep_shape = keep_shape
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         out: Sample = {}

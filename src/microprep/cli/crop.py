@@ -6,28 +6,16 @@ from pathlib import Path
 
 import click
 
-from microprep.cli.options import split_options
-
-
-def _ints(
-    _ctx: click.Context, _param: click.Parameter, value: str | None
-) -> tuple[int, ...] | None:
-    """``"256"`` or ``"64,64,64"`` to a tuple of positive ints."""
-    if value is None:
-        return None
-    parts = [p.strip() for p in value.split(",")]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise click.BadParameter(f"{value!r}: give positive integers, e.g. 256 or 64,64,64")
-    return tuple(int(p) for p in parts)
+from microprep.cli.options import parse_ints, split_options
 
 
 @click.command("crop")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="CROPS.zarr")
 @click.option(
-    "--window", required=True, callback=_ints, help="Window size: 256, or 64,64,64 per axis."
+    "--window", required=True, callback=parse_ints, help="Window size: 256, or 64,64,64 per axis."
 )
-@click.option("--stride", callback=_ints, help="Step between windows (default: the window).")
+@click.option("--stride", callback=parse_ints, help="Step between windows (default: the window).")
 @click.option(
     "--edge",
     type=click.Choice(["flush", "pad"]),

@@ -32,6 +32,35 @@ def parse_size(
     return width, height
 
 
+def parse_ints(
+    _ctx: click.Context | None, _param: click.Parameter | None, value: str | None
+) -> tuple[int, ...] | None:
+    """``"256"`` or ``"16,64,64"`` (one per axis) to a tuple of positive ints; None stays None.
+
+    Example:
+        >>> parse_ints(None, None, "16,64,64"), parse_ints(None, None, "256")
+        ((16, 64, 64), (256,))
+    """
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"{value!r}: give positive integers, e.g. 256 or 64,64,64")
+    return tuple(int(p) for p in parts)
+
+
+def window_value(value: object) -> int | list[int] | None:
+    """A parsed ``--window`` as configs and trainers take it: one int, or one per axis.
+
+    Example:
+        >>> window_value((256,)), window_value((16, 64, 64)), window_value(None)
+        (256, [16, 64, 64], None)
+    """
+    if not isinstance(value, tuple) or not value:
+        return None
+    return int(value[0]) if len(value) == 1 else [int(v) for v in value]
+
+
 def reader_options(func: F) -> F:
     """Add ``--format``, ``--size``, ``--label-attribute`` and ``--masks`` to a command."""
     decorators = [

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from microprep.cli.options import parse_ints, window_value
+
 
 @click.command("predict")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -27,7 +29,11 @@ import click
     show_default=True,
     help="Fraction of the window shared by neighbouring tiles.",
 )
-@click.option("--window", type=click.IntRange(min=8), help="Tile size (default: training window).")
+@click.option(
+    "--window",
+    callback=parse_ints,
+    help="Tile size: 256, or one per axis (32,128,128); default: the training window.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--probabilities", is_flag=True, help="Also store class probabilities (U-Net).")
@@ -67,7 +73,11 @@ def predict_command(
         run=run,
         source=source,
         out=out,
-        options={**options, "overlays": not no_overlays},
+        options={
+            **options,
+            "window": window_value(options.get("window")),
+            "overlays": not no_overlays,
+        },
         checkpoint=checkpoint,
         progress=not quiet,
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from microprep.cli.options import parse_ints, window_value
 from microprep.errors import UsageError
 
 
@@ -57,7 +58,11 @@ def _default_out(name: str) -> Path:
 @click.option("--device", help="auto, cpu, cuda, cuda:N.")
 @click.option("--amp", type=click.Choice(["off", "fp16", "bf16"]), help="Mixed precision.")
 @click.option("--workers", type=click.IntRange(min=0), help="DataLoader worker processes.")
-@click.option("--window", type=click.IntRange(min=8), help="Crop size in pixels.")
+@click.option(
+    "--window",
+    callback=parse_ints,
+    help="Training window in pixels: 256, or one per axis (16,64,64), as in prep crop.",
+)
 @click.option(
     "--weights",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -105,7 +110,7 @@ def train_command(
         "device": options["device"],
         "amp": options["amp"],
         "data.workers": options["workers"],
-        "data.window": options["window"],
+        "data.window": window_value(options["window"]),
     }
     if options["weights"] is not None:
         model_keys = schema.get("properties", {}).get("model", {}).get("properties", {})

@@ -122,7 +122,8 @@ class WindowDataset(TorchDataset[Any]):
         self.edge, self.pad = edge, pad
         self.seed = int(seed)
         self.augment = augment
-        self._augmenter = None if augment is None else Augmenter(augment)
+        # windows keep their shape: an anisotropic window is never turned onto another shape
+        self._augmenter = None if augment is None else Augmenter(augment, keep_shape=True)
         regions = select_regions(
             store=self.path, shapes=shapes, nodes=chosen, split=split, splits=splits
         )
