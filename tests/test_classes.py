@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_classes_file_fixes_the_order_and_keeps_empty_classes() -> None:
     mapped = apply_classes(raw, opts)
     assert mapped.labels.class_names == ("background", "pore", "Bubble", "void", "dust", "grain")
     assert mapped.labels.get("grain") is not None
-    assert mapped.labels.get("grain").color == "#ffe119"  # type: ignore[union-attr]
+    assert mapped.labels.get("grain").color == "#ffe119"
     t = build_targets(next(iter(mapped)), mapped.labels)
     assert t.class_map[1, 1] == 5 and t.class_map[4, 4] == 2
 
@@ -134,7 +135,7 @@ def test_map_merges_labels_into_one_class() -> None:
     raw = export(("a.png", (box("Bubble", 0, 0, 2, 2), box("void", 4, 0, 6, 2))))
     mapped = apply_classes(raw, ClassOptions(mapping=parse_map("Bubble=bubble,void=bubble")))
     assert mapped.labels.class_names == ("background", "grain", "bubble", "dust")
-    assert mapped.labels.get("bubble").color == "#e6194b"  # type: ignore[union-attr]
+    assert mapped.labels.get("bubble").color == "#e6194b"
     assert shapes_of(mapped) == [["bubble", "bubble"]]
     t = build_targets(next(iter(mapped)), mapped.labels)
     assert t.class_map[1, 1] == t.class_map[1, 5] == 2
@@ -165,7 +166,7 @@ def test_mapping_stays_lazy() -> None:
     calls = []
     raw = export(("a.png", (box("Bubble", 0, 0, 2, 2),)))
 
-    def load():  # type: ignore[no-untyped-def]
+    def load() -> Iterator[AnnotatedImage]:
         calls.append(1)
         return iter(list(raw))
 
