@@ -234,3 +234,28 @@ def test_evaluate_leaves_ignore_pixels_out(ignore_store: Path, tmp_path: Path) -
     assert ignored == 16
     assert report.scores.micro_iou == pytest.approx(1.0)
     assert sum(r.pixels for r in report.images) == 2 * 12 * 16 - ignored
+
+
+@pytest.mark.parametrize("beside", [False, True])
+def test_the_checks_see_the_mapped_export(
+    write_cvat: Callable[..., Path], tmp_path: Path, beside: bool
+) -> None:
+    """A broken shape of a dropped label does not stop the conversion, whether the checks run
+    in this process or beside it (a second process reading the export again)."""
+    from microprep.classes import ClassOptions
+    from microprep.conversion import ConvertOptions
+    from microprep.conversion import convert as convert_export
+    from microprep.errors import ValidationError
+
+    broken = (
+        '<polygon label="void" occluded="0" source="manual" points="0,0;4,4;4,0;0,4" z_order="0"/>'
+    )
+    image = '<image id="0" name="a.png" width="16" height="12">' + broken
+    scene = write_cvat(
+        image + _box("grain", 1, 1, 5, 5) + "</image>", labels=f"<labels>{LABELS}</labels>"
+    )
+    with pytest.raises(ValidationError, match="self-intersection"):
+        convert_export(scene, tmp_path / "bad.zarr", ConvertOptions(check_beside=beside))
+    options = ConvertOptions(check_beside=beside, classes=ClassOptions(drop=frozenset({"void"})))
+    summary = convert_export(scene, tmp_path / "d.zarr", options)
+    assert summary.shapes == 1 and "void" not in summary.classes
