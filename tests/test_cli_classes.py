@@ -259,3 +259,15 @@ def test_the_checks_see_the_mapped_export(
     options = ConvertOptions(check_beside=beside, classes=ClassOptions(drop=frozenset({"void"})))
     summary = convert_export(scene, tmp_path / "d.zarr", options)
     assert summary.shapes == 1 and "void" not in summary.classes
+
+
+def test_an_augmented_store_keeps_the_ignore_value(ignore_store: Path, tmp_path: Path) -> None:
+    aug = tmp_path / "aug.zarr"
+    code = main(["augment", str(ignore_store), "--out", str(aug), "--geometry", "flip", "-q"])
+    assert code == 0
+    with microprep.open_dataset(aug) as ds:
+        assert ds.attrs["ignore_index"] == 255
+        assert ds.classes == ("background", "grain", "Bubble", "void")
+        assert ds.attrs["class_mapping"]["ignore"] == ["unsure"]
+        labels = np.asarray(ds[0]["labels"].values)
+    assert int((labels == 255).sum()) == 16
