@@ -271,3 +271,35 @@ def test_an_augmented_store_keeps_the_ignore_value(ignore_store: Path, tmp_path:
         assert ds.attrs["class_mapping"]["ignore"] == ["unsure"]
         labels = np.asarray(ds[0]["labels"].values)
     assert int((labels == 255).sum()) == 16
+
+
+def test_evaluate_against_mask_pngs_with_ignore_index(
+    scene: Path, tmp_path: Path, capsys: Capture
+) -> None:
+    out = tmp_path / "out"
+    assert convert(scene, out, "--to", "masks", "--ignore", "unsure", "--drop", "roi") == 0
+    pred = tmp_path / "pred"
+    for png in (out / "masks").glob("*.png"):
+        truth = np.asarray(Image.open(png))
+        (pred / png.parent.relative_to(out / "masks")).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.where(truth == 255, 1, truth).astype(np.uint8)).save(pred / png.name)
+    masks = str(out / "masks")
+    assert (
+        main(
+            [
+                "evaluate",
+                str(pred),
+                masks,
+                "--ignore-index",
+                "255",
+                "--json",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["pixels"] == 2 * 12 * 16 - 16
+    assert all(image["micro_iou"] == pytest.approx(1.0) for image in report["per_image"])
+    assert main(["evaluate", str(pred), masks]) == 0  # without it, 255 is a class of its own
+    assert "255" in capsys.readouterr().out
