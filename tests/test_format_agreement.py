@@ -49,3 +49,51 @@ def test_formats_agree_with_cvat(sample_data: Path, export: str) -> None:
     assert drawn > 10_000  # the comparison covers real objects, not empty maps
     shown = {c for m in got.values() for c in np.unique(m)}
     assert len(shown) >= 3  # background and at least two classes
+
+
+def _store(tmp_path: Path, sample_data: Path, export: str, *args: str) -> Path:
+    from microprep.cli.main import main
+
+    out = tmp_path / (export.replace("/", "_") + ".zarr")
+    images = str(sample_data / "micrographs")
+    masks = str(sample_data / "labelbox" / "masks")
+    command = ["convert", str(sample_data / export), "--images", images, "--masks", masks]
+    assert main([*command, "-q", "--out", str(out), *args]) == 0
+    return out
+
+
+def test_the_same_classes_file_gives_identical_stores(sample_data: Path, tmp_path: Path) -> None:
+    """CVAT, VIA and Labelbox exports of the same scenes, converted with the same --classes,
+    give stores with the same classes and the same class maps, pixel for pixel.
+
+    Without --classes each format numbers the classes its own way (bubble is 1 from CVAT, grain
+    is 1 from Labelbox). Labelbox has no ellipses and VIA no masks, so bubbles and precipitates
+    (drawn with those) are dropped to compare what all three can express; they stay classes.
+    """
+    from microprep.store import open_dataset
+
+    classes = tmp_path / "classes.txt"
+    classes.write_text("background\ngrain\ndislocation\nbubble\nprecipitate\n", encoding="utf-8")
+    exports = ["cvat/annotations.xml", *CASES]
+    plain = {e: open_dataset(_store(tmp_path / "plain", sample_data, e)).classes for e in exports}
+    assert plain["cvat/annotations.xml"][1] == "bubble"
+    assert plain["labelbox/export.ndjson"][1] == "grain"
+    args = ("--classes", str(classes), "--drop", "bubble,precipitate")
+    stores = {e: open_dataset(_store(tmp_path, sample_data, e, *args)) for e in exports}
+    reference = stores["cvat/annotations.xml"]
+    assert reference.classes == ("background", "grain", "dislocation", "bubble", "precipitate")
+    drawn = 0
+    for export, ds in stores.items():
+        assert ds.classes == reference.classes, export
+        assert ds.nodes == reference.nodes, export
+        assert ds.attrs["class_mapping"]["drop"] == ["bubble", "precipitate"]
+        for node in reference.nodes:
+            expected = reference[node]["labels"].values
+            np.testing.assert_array_equal(ds[node]["labels"].values, expected, err_msg=export)
+            np.testing.assert_array_equal(ds[node]["image"].values, reference[node]["image"].values)
+            drawn += int(np.count_nonzero(expected))
+    assert drawn > 4 * 10_000  # grains and dislocations in all four stores
+    shown = set(
+        np.unique(np.concatenate([reference[n]["labels"].values.ravel() for n in reference.nodes]))
+    )
+    assert shown == {0, 1, 2}

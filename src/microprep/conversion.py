@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from microprep.classes import ClassOptions, apply_classes, region_warning
 from microprep.errors import ImageFileError, UsageError
 from microprep.exports import Sink, SinkFactory
 from microprep.images import load_image
@@ -51,6 +52,8 @@ class ConvertOptions:
     of ``prep validate`` instead of refusing repairable errors. ``read``: what readers of formats
     without image sizes or classes need (VIA, Labelbox). ``check_beside``: run the checks in a
     second process while converting (None: for large exports; see :mod:`microprep.precheck`).
+    ``classes``: class order, renames, drops, ignore and annotated regions, applied after the
+    reader and before the checks (see :mod:`microprep.classes`).
     """
 
     to: tuple[str, ...] = ("zarr",)
@@ -63,6 +66,7 @@ class ConvertOptions:
     repair: bool = False
     read: ReadOptions = ReadOptions()
     check_beside: bool | None = None
+    classes: ClassOptions = ClassOptions()
 
 
 @dataclass(slots=True)
@@ -225,6 +229,8 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
     annotations = read_annotations(
         export, format=options.format, on_warning=warnings.append, options=options.read
     )
+    raw_labels = annotations.labels
+    annotations = apply_classes(annotations, options.classes)
     beside = options.check_beside
     if beside is None:
         beside = not options.repair and check_beside_worthwhile(export)
@@ -256,11 +262,18 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             "point_radius": options.raster.point_radius,
             "images": options.images is not None,
         },
+        "class_mapping": (
+            options.classes.provenance(raw_labels) if options.classes.active else None
+        ),
     }
     counts = np.zeros(annotations.labels.num_classes, dtype=np.int64)
+    regions = annotations.labels.names_with_role("region")
+    no_region: list[str] = []
     with ExitStack() as stack:
         wait_for_checks = (
-            stack.enter_context(checks_beside(export, options.format, options.read))
+            stack.enter_context(
+                checks_beside(export, options.format, options.read, classes=options.classes)
+            )
             if beside
             else None
         )
@@ -279,6 +292,11 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             pixels = _load_pixels(options.images, group) if options.images else None
             for sink in sinks:
                 sink.add(targets, pixels)
+            no_region += [
+                item.image.name
+                for item in group
+                if regions and not any(s.label in regions for s in item.shapes)
+            ]
             summary.images += len(group)
             summary.shapes += sum(len(item.shapes) for item in group)
             summary.objects += len(targets.instances)
@@ -289,6 +307,8 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         if wait_for_checks is not None:
             wait_for_checks()  # errors leave the temporary output unswapped
     summary.pixels_per_class = counts.tolist()
+    if (line := region_warning(no_region, annotations.labels)) is not None:
+        summary.warnings.append(line)
     for kind in kinds:
         summary.outputs[kind] = _output_path(out, kind, kinds)
     summary.warnings.extend(w for w in warnings if w not in summary.warnings)

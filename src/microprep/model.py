@@ -39,6 +39,7 @@ from typing import Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
+LabelRole = Literal["class", "ignore", "region"]
 ShapeKind = Literal["box", "polygon", "polyline", "points", "ellipse", "mask", "tag", "skeleton"]
 SHAPE_KINDS: tuple[str, ...] = get_args(ShapeKind)
 
@@ -77,6 +78,9 @@ class LabelSpec:
     ``type`` is the declared shape type (CVAT: ``any``, ``rectangle``, ``polygon``, ``skeleton``,
     ...). ``parent`` is set for the element labels of a skeleton; those are not classes.
     ``declared`` is False for labels added because shapes used them without a declaration.
+    ``role`` is ``"class"`` for a class, ``"ignore"`` for a label whose shapes mark pixels that
+    are not annotated, ``"region"`` for a label whose shapes mark the annotated region of an
+    image (see :mod:`microprep.classes`); only classes get a class index.
     """
 
     name: str
@@ -85,6 +89,7 @@ class LabelSpec:
     attributes: tuple[AttributeSpec, ...] = ()
     parent: str | None = None
     declared: bool = True
+    role: LabelRole = "class"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +110,28 @@ class LabelMap:
 
     @property
     def classes(self) -> tuple[LabelSpec, ...]:
-        """The labels that are classes (no parent), in order; index ``i`` is class ``i + 1``."""
-        return tuple(label for label in self.labels if label.parent is None)
+        """The labels that are classes (no parent, role ``class``), in order; index ``i`` is
+        class ``i + 1``."""
+        return tuple(
+            label for label in self.labels if label.parent is None and label.role == "class"
+        )
+
+    @property
+    def ignore_index(self) -> int | None:
+        """The class-map value of pixels that are not annotated: 255 (65535 past 255 classes)
+        when the map has ``ignore`` or ``region`` labels, else None.
+
+        Example:
+            >>> LabelMap((LabelSpec("grain"), LabelSpec("void", role="ignore"))).ignore_index
+            255
+        """
+        if not any(label.role != "class" for label in self.labels):
+            return None
+        return 255 if self.num_classes <= 255 else 65535
+
+    def names_with_role(self, role: LabelRole) -> frozenset[str]:
+        """Names of the labels with ``role`` (``"ignore"``: pixels not annotated)."""
+        return frozenset(label.name for label in self.labels if label.role == role)
 
     @property
     def class_names(self) -> tuple[str, ...]:

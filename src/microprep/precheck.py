@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from microprep.classes import ClassOptions, apply_classes
 from microprep.errors import ValidationError
 from microprep.model import AnnotationSet
 from microprep.readers import ReadOptions, read_annotations
@@ -60,9 +61,12 @@ def check_beside_worthwhile(export: Path) -> bool:
     return (os.cpu_count() or 1) > 1 and export.stat().st_size >= PARALLEL_CHECK_BYTES
 
 
-def _check_file(path: str, fmt: str | None, read: ReadOptions | None) -> str | None:
-    """In the second process: read and check; the error message, or None when clean."""
-    annotations = read_annotations(path, format=fmt, options=read)
+def _check_file(
+    path: str, fmt: str | None, read: ReadOptions | None, classes: ClassOptions = ClassOptions()
+) -> str | None:
+    """In the second process: read, apply the class step and check; the error message, or
+    None when clean."""
+    annotations = apply_classes(read_annotations(path, format=fmt, options=read), classes)
     try:
         checked(annotations, repair=False)
     except ValidationError as exc:
@@ -72,13 +76,17 @@ def _check_file(path: str, fmt: str | None, read: ReadOptions | None) -> str | N
 
 @contextmanager
 def checks_beside(
-    export: Path, fmt: str | None, read: ReadOptions | None
+    export: Path,
+    fmt: str | None,
+    read: ReadOptions | None,
+    *,
+    classes: ClassOptions = ClassOptions(),
 ) -> Iterator[Callable[[], None]]:
     """Check ``export`` in a second process; the yielded function waits for the result and
     raises :class:`~microprep.errors.ValidationError` when the export has errors."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        future = pool.submit(_check_file, str(export), fmt, read)
+        future = pool.submit(_check_file, str(export), fmt, read, classes)
 
         def wait() -> None:
             message = future.result()

@@ -146,6 +146,8 @@ def _label_map(attrs: dict[str, Any]) -> LabelMap:
     for name, color in zip(classes, colors, strict=True):
         r, g, b = (int(c) for c in color)
         specs.append(LabelSpec(str(name), color=f"#{r:02x}{g:02x}{b:02x}"))
+    if attrs.get("ignore_index") is not None:  # the source has pixels that are not annotated
+        specs.append(LabelSpec("(not annotated)", role="ignore"))
     return LabelMap(tuple(specs))
 
 
@@ -221,6 +223,7 @@ def augment_store(
                 if isinstance(p, Region)
             ],
         },
+        "class_mapping": root.get("class_mapping"),
     }
     summary = AugmentSummary(source=source, out=out, nodes=len(parts), copies=copies)
     results: Iterator[tuple[Targets, NDArray[Any] | None, dict[str, Any]]]

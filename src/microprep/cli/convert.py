@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from microprep.cli.class_options import class_options
 from microprep.cli.options import reader_options
 from microprep.cli.report import print_convert_summary
+
+if TYPE_CHECKING:
+    from microprep.classes import ClassOptions
 
 KINDS = "zarr,masks,onehot,coco,yolo"
 
@@ -71,6 +76,7 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
     help="Apply the documented repairs (see prep validate) instead of refusing such errors.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@class_options
 def convert_command(
     export: Path,
     out: Path,
@@ -86,6 +92,7 @@ def convert_command(
     point_radius: float,
     repair: bool,
     quiet: bool,
+    classes: ClassOptions,
 ) -> None:
     """Convert an annotation EXPORT into class maps, one-hot masks, boxes and instance masks.
 
@@ -94,6 +101,7 @@ def convert_command(
       prep convert annotations.xml --images micrographs --out dataset.zarr
       prep convert annotations.xml --to masks,coco,yolo --out exports/
       prep convert stack.xml --images slices --volume --out volume.zarr
+      prep convert export.ndjson --classes classes.txt --map Void=bubble --ignore unsure -o d.zarr
     """
     from microprep.conversion import ConvertOptions, convert
     from microprep.readers import ReadOptions
@@ -109,6 +117,7 @@ def convert_command(
         progress=not quiet,
         repair=repair,
         read=ReadOptions(images=images, size=size, label_attribute=label_attribute, masks=masks),
+        classes=classes,
     )
     summary = convert(export, out, options)
     if not quiet:

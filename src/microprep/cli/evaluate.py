@@ -74,6 +74,12 @@ def _instances_report(
     help="Leave class 0 out of the macro and micro averages (semantic).",
 )
 @click.option(
+    "--ignore-index",
+    type=click.IntRange(min=0),
+    help="Ground truth value of pixels that are not annotated, left out (semantic; default: "
+    "the store's ignore_index; give 255 for the PNGs of prep convert --to masks).",
+)
+@click.option(
     "--kind",
     type=click.Choice(KINDS),
     default="auto",
@@ -89,6 +95,7 @@ def evaluate_command(
     plot_path: Path | None,
     no_background: bool,
     kind: str,
+    ignore_index: int | None,
 ) -> None:
     """Score the predictions PRED against GROUND_TRUTH.
 
@@ -119,6 +126,7 @@ def evaluate_command(
             include_background=not no_background,
             split=split,
             splits_path=splits_path,
+            ignore_index=ignore_index,
         )
     click.echo(report.table())
     if json_path is not None:

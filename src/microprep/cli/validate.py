@@ -13,12 +13,16 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from microprep.cli.class_options import class_options
 from microprep.cli.options import reader_options
 from microprep.errors import UsageError
+
+if TYPE_CHECKING:
+    from microprep.classes import ClassOptions
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     help="Rows shown per finding code (0: all); the JSON report has them all.",
 )
 @click.pass_context
+@class_options
 def validate_command(
     ctx: click.Context,
     export: Path,
@@ -82,6 +87,7 @@ def validate_command(
     label_attribute: str | None,
     masks: Path | None,
     max_rows: int,
+    classes: ClassOptions,
 ) -> None:
     """Check an annotation EXPORT: geometry, labels, image files, overlaps.
 
@@ -93,6 +99,7 @@ def validate_command(
       prep validate annotations.xml --images micrographs --json report.json --strict
       prep validate via.json --format via --size 512x512 --label-attribute class
     """
+    from microprep.classes import apply_classes, images_without_region, region_warning
     from microprep.readers import ReadOptions, read_annotations
     from microprep.validate import ValidateOptions, validate
 
@@ -105,6 +112,7 @@ def validate_command(
         on_warning=lambda message: logger.debug("reader: %s", message),
         options=ReadOptions(images=images, size=size, label_attribute=label_attribute, masks=masks),
     )
+    annotations = apply_classes(annotations, classes)
     report = validate(annotations, ValidateOptions(images=images, iou_threshold=iou))
     if json_path is not None:
         write_json(json_path, report.to_json())
@@ -118,6 +126,11 @@ def validate_command(
             style=lambda text, severity: click.style(text, fg=_COLOURS[severity]),
         )
     )
+    no_region = region_warning(
+        images_without_region(annotations, annotations.labels), annotations.labels
+    )
+    if no_region is not None:
+        click.echo(f"warning: {no_region}", err=True)
     if json_path is not None:
         click.echo(f"report written to {json_path}")
     ctx.exit(report.exit_code(strict))

@@ -219,6 +219,7 @@ def write_crops(
         "source_sha256": ds.attrs.get("source_sha256"),
         "classes": list(ds.classes),
         "colors": [list(c) for c in ds.colors],
+        "ignore_index": ds.attrs.get("ignore_index"),
         "window": list(np.atleast_1d(opts.window).tolist()),
         "stride": None if opts.stride is None else list(np.atleast_1d(opts.stride).tolist()),
         "edge": opts.edge,

@@ -96,6 +96,7 @@ class WindowDataset(TorchDataset[Any]):
         try:
             self.path = Path(ds.path)
             self._classes = ds.classes
+            self._ignore_index: int | None = ds.attrs.get("ignore_index")
             all_nodes = ds.nodes
             chosen = _node_names(ds, nodes)
         finally:
@@ -131,7 +132,11 @@ class WindowDataset(TorchDataset[Any]):
         layout = layout_windows(regions, window=self.window, stride=self.stride, edge=edge)
         if min_foreground > 0:
             keep = foreground_mask(
-                layout, self.reader, window=self.window, min_foreground=float(min_foreground)
+                layout,
+                self.reader,
+                window=self.window,
+                min_foreground=float(min_foreground),
+                ignore_index=self._ignore_index,
             )
             logger.info(
                 "%s: %d of %d windows have at least %g foreground",
@@ -182,6 +187,12 @@ class WindowDataset(TorchDataset[Any]):
     def classes(self) -> tuple[str, ...]:
         """Class names by class index, ``"background"`` first."""
         return self._classes
+
+    @property
+    def ignore_index(self) -> int | None:
+        """The class-map value of pixels that are not annotated (store attribute
+        ``ignore_index``, 255), or None when the store has none; such pixels are not valid."""
+        return self._ignore_index
 
     @property
     def num_classes(self) -> int:

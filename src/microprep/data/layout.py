@@ -17,10 +17,16 @@ __all__ = ["WindowLayout", "WindowSpec", "foreground_mask", "layout_windows", "s
 
 
 def foreground_mask(
-    layout: WindowLayout, reader: StoreReader, *, window: tuple[int, ...], min_foreground: float
+    layout: WindowLayout,
+    reader: StoreReader,
+    *,
+    window: tuple[int, ...],
+    min_foreground: float,
+    ignore_index: int | None = None,
 ) -> NDArray[np.bool_]:
     """True for windows whose non-background class-map pixels (inside their region) are at
-    least ``min_foreground`` of the whole window (padding counts as background).
+    least ``min_foreground`` of the whole window (padding and pixels of ``ignore_index``, not
+    annotated, count as background).
 
     Reads each node's class map once per run of windows (chunk-aware, see
     :func:`microprep.crops.slabs.iter_windows`).
@@ -46,6 +52,9 @@ def foreground_mask(
             origin = tuple(int(v) for v in layout.origins[k])
             inside = box_stop(origin, stop, window)
             part = cut[tuple(slice(0, e - o) for o, e in zip(origin, inside, strict=True))]
-            keep[k] = np.count_nonzero(part) / total >= min_foreground
+            fg = np.count_nonzero(part)
+            if ignore_index is not None:
+                fg -= np.count_nonzero(part == ignore_index)
+            keep[k] = fg / total >= min_foreground
         start = end
     return keep

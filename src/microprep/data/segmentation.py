@@ -2,9 +2,10 @@
 
 Each sample is one window of one node (2D tile of an image, 3D block of a volume): the
 normalised image channels-first, the class-index target (or its one-hot form) and a ``valid``
-mask that is False where the window holds no real pixels: padding past the region's edge and,
-with augmentation, areas warped in from outside the window. Losses and metrics should ignore
-those pixels; the target is 0 (background) there.
+mask that is False where the window holds no real pixels: padding past the region's edge,
+pixels that are not annotated (the store's ``ignore_index``, see docs/classes.md) and, with
+augmentation, areas warped in from outside the window. Losses and metrics should ignore those
+pixels; the target is 0 (background) there.
 
 Example:
     >>> ds = SegmentationDataset("dataset.zarr", split="train", window=256)  # doctest: +SKIP
@@ -125,13 +126,15 @@ class SegmentationDataset(WindowDataset):
     def read_numpy(self, i: int) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.bool_]]:
         """Sample ``i`` before normalisation: ``(image (*window[, c]) stored dtype, labels
         (*window), valid (*window) bool)``, augmented when configured; labels are 0 where
-        ``valid`` is False."""
+        ``valid`` is False (padding, pixels not annotated)."""
         i = self._index(i)
         spec = self.layout[i]
         kw: dict[str, Any] = {"origin": spec.origin, "stop": spec.stop, "window": self.window}
         image = self.reader.read(spec.node, "image", pad=self.pad, **kw)
         labels = self.reader.read(spec.node, "labels", pad="constant", **kw)
         valid = valid_mask(spec.origin, spec.stop, self.window)
+        if self.ignore_index is not None:
+            valid &= labels != self.ignore_index
         if self._augmenter is None:
             labels[~valid] = 0
             return image, labels, valid

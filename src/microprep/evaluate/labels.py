@@ -60,12 +60,14 @@ class LabelItem:
 @dataclass(frozen=True, slots=True)
 class LabelSource:
     """The class maps of one side: ``kind`` (``prediction``, ``dataset`` or ``folder``),
-    class names when known, and the items in order."""
+    class names when known, the items in order, and the class-map value of pixels that are not
+    annotated (a dataset store's ``ignore_index``; None when it has none)."""
 
     path: Path
     kind: str
     classes: list[str] | None
     items: list[LabelItem]
+    ignore_index: int | None = None
 
 
 def _store_array(value: Any) -> Callable[[], Any]:
@@ -138,7 +140,8 @@ def open_labels(path: str | Path, *, role: str) -> LabelSource:
             items.append(
                 LabelItem(name, f"{path}: node {node!r}", _store_array(data["labels"].data), node)
             )
-        return LabelSource(path, "dataset", list(dataset.classes), items)
+        ignore = dataset.attrs.get("ignore_index")
+        return LabelSource(path, "dataset", list(dataset.classes), items, ignore)
     items = [
         LabelItem(r.name, r.source, _folder_array(r, r.source))
         for r in iter_inputs(path)

@@ -16,6 +16,10 @@ prediction a ground truth image; unmatched names are listed in the error. Shapes
 beside the ground truth store (``DATASET.zarr.splits.json``, see :mod:`microprep.splits`):
 only nodes with a region in the split are compared, and only the pixels inside their regions.
 
+Ground truth pixels that are not annotated (the dataset store's ``ignore_index``, 255, or the
+``ignore_index`` argument for folders, e.g. the PNGs of ``prep convert --to masks``) are left
+out of every count (docs/classes.md).
+
 Class maps are read in slabs along the first axis, so a large volume is never read whole.
 The confusion matrices of all images are summed, then scored
 (:class:`~microprep.metrics.SegmentationScores`).
@@ -120,6 +124,7 @@ def _compare(
     arrays: tuple[Any, Any],
     k: int | None,
     boxes: list[tuple[tuple[int, ...], tuple[int, ...]]] | None,
+    ignore: int | None = None,
 ) -> NDArray[np.int64]:
     """The confusion matrix of one pair, slab by slab (``k`` None: from the values seen)."""
     a, b = arrays
@@ -132,7 +137,7 @@ def _compare(
     rest = shape[1:]
     step = max(1, SLAB_PIXELS // max(1, math.prod(rest)))
     if k is None:  # folders on both sides: the arrays are in memory
-        k = _observed_classes(pred, truth, np.asarray(a), np.asarray(b))
+        k = _observed_classes(pred, truth, np.asarray(a), np.asarray(b), ignore)
     total = np.zeros((k, k), np.int64)
     for start in range(0, shape[0], step):
         stop = min(start + step, shape[0])
@@ -140,6 +145,9 @@ def _compare(
         if valid is not None and not valid.any():
             continue
         p, t = np.asarray(a[start:stop]), np.asarray(b[start:stop])
+        if ignore is not None:
+            annotated = t != ignore
+            valid = annotated if valid is None else valid & annotated
         try:
             total += confusion_matrix(p, t, num_classes=k, valid=valid)
         except UsageError as exc:
@@ -157,7 +165,11 @@ def _num_classes(pred: LabelSource, truth: LabelSource) -> tuple[list[str] | Non
     return names, None if names is None else len(names)
 
 
-def _observed_classes(pred: LabelItem, truth: LabelItem, a: NDArray[Any], b: NDArray[Any]) -> int:
+def _observed_classes(
+    pred: LabelItem, truth: LabelItem, a: NDArray[Any], b: NDArray[Any], ignore: int | None
+) -> int:
+    if ignore is not None:
+        b = b[b != ignore]
     high = max(int(a.max(initial=0)), int(b.max(initial=0)))
     low = min(int(a.min(initial=0)), int(b.min(initial=0)))
     if low < 0:
@@ -172,6 +184,7 @@ def evaluate_semantic(
     include_background: bool = True,
     split: str | None = None,
     splits_path: str | Path | None = None,
+    ignore_index: int | None = None,
 ) -> SemanticReport:
     """Score predicted class maps against ground truth (see the module docstring).
 
@@ -182,6 +195,8 @@ def evaluate_semantic(
         split: restrict to the regions of this split (``train``, ``val``, ``test``); needs a
             dataset store as ground truth.
         splits_path: the splits file (default: ``DATASET.zarr.splits.json`` beside the store).
+        ignore_index: ground truth value of pixels that are not annotated, left out (default:
+            the ground truth store's ``ignore_index``; none for folders).
 
     Returns:
         A :class:`~microprep.evaluate.report.SemanticReport`.
@@ -194,6 +209,7 @@ def evaluate_semantic(
     pred_source = open_labels(pred, role="prediction")
     truth_source = open_labels(ground_truth, role="ground truth")
     names, k = _num_classes(pred_source, truth_source)
+    ignore = ignore_index if ignore_index is not None else truth_source.ignore_index
     boxes = None if split is None else _split_boxes(truth_source, split, splits_path)
     truths = _by_key(truth_source, "ground truth")
     preds = _by_key(pred_source, "prediction")
@@ -212,7 +228,7 @@ def evaluate_semantic(
     for key, truth in truths.items():
         item = preds[key]
         region = None if boxes is None else boxes[str(truth.node)]
-        cm = _compare(item, truth, (item.get(), truth.get()), k, region)
+        cm = _compare(item, truth, (item.get(), truth.get()), k, region, ignore)
         results.append(ImageResult(truth.name, int(cm.sum()), cm))
     size = k if k is not None else max([len(r.confusion) for r in results] + [1])
     padded = []

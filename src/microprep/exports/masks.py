@@ -161,7 +161,7 @@ class MasksSink(_PerImageSink):
 
     def __init__(self, root: Path, labels: LabelMap, *, provenance: Mapping[str, Any]) -> None:
         super().__init__(root, labels, provenance=provenance)
-        self.dtype = class_dtype(self.num_classes)
+        self.dtype = class_dtype(self.num_classes + (labels.ignore_index is not None))
 
     def add(self, targets: Targets, pixels: NDArray[np.generic] | None) -> None:
         """Write one PNG per plane of ``targets``. ``pixels`` is not used."""

@@ -130,8 +130,9 @@ class StoreInfo:
         }
 
 
-def _count_classes(labels: Any, num_classes: int) -> tuple[int, ...]:
-    """Pixels per class of a zarr class map, read in bands along its first axis."""
+def _count_classes(labels: Any, num_classes: int, ignore: int | None = None) -> tuple[int, ...]:
+    """Pixels per class of a zarr class map, read in bands along its first axis (pixels of
+    the ``ignore`` value, not annotated, are not counted)."""
     shape = tuple(int(s) for s in labels.shape)
     per_row = max(1, math.prod(shape[1:]))
     chunk = int(labels.chunks[0]) if getattr(labels, "chunks", None) else 1
@@ -139,6 +140,8 @@ def _count_classes(labels: Any, num_classes: int) -> tuple[int, ...]:
     counts = np.zeros(num_classes, np.int64)
     for start in range(0, shape[0], rows):
         band = np.asarray(labels[start : start + rows]).reshape(-1)
+        if ignore is not None:
+            band = band[band != ignore]
         found = np.bincount(band, minlength=num_classes)
         if len(found) > num_classes:
             raise StoreError(f"class index {len(found) - 1} in a map of {num_classes} classes")
@@ -218,7 +221,7 @@ def store_info(path: str | Path, *, progress: bool = False) -> StoreInfo:
             shape = tuple(int(s) for s in labels.shape)
             dtype = str(group["image"].dtype) if "image" in group else None
             object_labels = np.asarray(group["instance_label"][...], np.int64)
-            pixels = _count_classes(labels, num_classes)
+            pixels = _count_classes(labels, num_classes, attrs.get("ignore_index"))
         except (KeyError, OSError, ValueError) as exc:
             raise StoreError(f"{path}: cannot read node {name!r}: {exc}") from exc
         except StoreError as exc:

@@ -43,7 +43,8 @@ _RESERVED_NAMES = frozenset({"zarr.json"})
 
 DESCRIPTIONS = {
     "image": "pixels of the image file(s), dtype as in the file",
-    "labels": "class index per pixel: 0 background, 1..K the classes (root attrs: classes)",
+    "labels": "class index per pixel: 0 background, 1..K the classes (root attrs: classes); "
+    "the root attrs' ignore_index (255) where not annotated",
     "instances": "instance id per pixel (1..N, 0 none); overlapping objects on further layers",
     "instance_label": "class index (1..K) of each instance",
     "instance_box": "box per instance: x_min, y_min[, z_min], x_max, y_max[, z_max]; pixel "

@@ -86,6 +86,7 @@ class ZarrSink:
                 "provenance['source_format']",
             ),
             "options": jsonable(dict(provenance.get("options") or {}), "provenance['options']"),
+            **_class_attrs(labels, provenance),
             "nodes": [],
             "complete": False,
         }
@@ -212,6 +213,19 @@ class ZarrSink:
             raise StoreError(f"{self.root}: cannot finish the store: {exc}") from exc
         self._closed = True
         logger.info("%s: store complete, %d nodes", self.root, len(self._nodes))
+
+
+def _class_attrs(labels: LabelMap, provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """``ignore_index`` (when the label map has ignore or region labels) and ``class_mapping``
+    (the :mod:`microprep.classes` step's provenance, when one was applied)."""
+    out: dict[str, Any] = {}
+    if labels.ignore_index is not None:
+        out["ignore_index"] = labels.ignore_index
+    if provenance.get("class_mapping") is not None:
+        out["class_mapping"] = jsonable(
+            dict(provenance["class_mapping"]), "provenance['class_mapping']"
+        )
+    return out
 
 
 def _check_targets(targets: Targets, class_map: NDArray[Any], where: str) -> None:

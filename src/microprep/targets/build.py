@@ -11,6 +11,11 @@
   the image; a box shape gives its own (rotated boxes: their corners' extent).
 * Objects with no pixel inside the image are left out of the instances and counted in
   ``Targets.skipped``.
+* **Ignore** (labels with role ``ignore``, see :mod:`microprep.classes`): their shapes paint
+  ``labels.ignore_index`` (255) by the same ``(z_order, order)`` rule, so a shape above them
+  overwrites them and they overwrite shapes below; they are not objects. Labels with role
+  ``region`` paint nothing; when the label map has any, every pixel outside all region shapes of
+  its image (slice) is set to the ignore value, the whole image when it has none.
 """
 
 from __future__ import annotations
@@ -36,9 +41,13 @@ class _Part:
     shape: Shape
     raster: Raster
     extent: tuple[float, ...]
+    value: int
 
 
 def _class_index(labels: LabelMap, shape: Shape, image: str) -> int:
+    spec = labels.get(shape.label)
+    if spec is not None and spec.role == "ignore" and labels.ignore_index is not None:
+        return labels.ignore_index
     try:
         return labels.index(shape.label)
     except KeyError:
@@ -91,21 +100,31 @@ def _build(
             )
     depth = len(frames)
     num_classes = labels.num_classes
-    class_map = np.zeros((depth, height, width), dtype=class_dtype(num_classes))
+    ignore = labels.ignore_index
+    regions = labels.names_with_role("region")
+    dtype = class_dtype(num_classes + (ignore is not None))
+    class_map = np.zeros((depth, height, width), dtype=dtype)
     objects: dict[tuple[object, ...], list[_Part]] = {}
     for z, frame in enumerate(frames):
         parts = []
+        annotated = np.zeros((height, width), dtype=bool) if regions else None
         for i, shape in enumerate(frame.shapes):
             if shape.kind not in SPATIAL_KINDS:
                 continue
-            _class_index(labels, shape, frame.image.name)
             raster = rasterize_shape(shape, height, width, options)
-            part = _Part(z, shape, raster, drawn_extent(shape, options))
+            if annotated is not None and shape.label in regions:
+                raster.paste(annotated, True)
+                continue
+            value = _class_index(labels, shape, frame.image.name)
+            part = _Part(z, shape, raster, drawn_extent(shape, options), value)
             parts.append(part)
-            objects.setdefault(_object_key(shape, z, i, volume), []).append(part)
+            if value != ignore:
+                objects.setdefault(_object_key(shape, z, i, volume), []).append(part)
         plane = class_map[z]
         for part in sorted(parts, key=lambda p: (p.shape.z_order, p.shape.order)):
-            part.raster.paste(plane, labels.index(part.shape.label))
+            part.raster.paste(plane, part.value)
+        if annotated is not None and ignore is not None:
+            plane[~annotated] = ignore
 
     rasters: list[Raster] = []
     rows: list[tuple[int, bool, int, int]] = []
