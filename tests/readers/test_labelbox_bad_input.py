@@ -199,7 +199,7 @@ def test_bounding_box_given_as_a_string(tmp_path: Path) -> None:
             "[1].y",
             "expected a number",
         ),
-        ([{"x": 1, "y": 1}, {"x": 5}, {"x": 5, "y": 6}], FormatError, "[1]", "missing 'y'"),
+        ([{"x": 1, "y": 1}, {"x": 5}, {"x": 5, "y": 6}], FormatError, "[1]", 'missing "y"'),
         ([{"x": 1, "y": 1}, [5, 1], {"x": 5, "y": 6}], FormatError, "[1]", "expected an object"),
         (
             [{"x": 1, "y": 1}, {"x": 5, "y": 1}, {"x": 1e9, "y": 6}],
@@ -226,9 +226,7 @@ def test_error_message_reads_like_a_compiler(tmp_path: Path) -> None:
     row = with_object(name="grain", annotation_kind="ImagePolygon", polygon=polygon)
     path = write(tmp_path, [good_row(1), good_row(2), row])
     error = read_error(path, FormatError)
-    assert str(error) == (
-        f"{path}:3: {P}.objects[1].polygon[1].x: expected a number, got NoneType 'None'"
-    )
+    assert str(error) == (f"{path}:3: {P}.objects[1].polygon[1].x: expected a number, got null")
 
 
 @pytest.mark.parametrize(
@@ -250,7 +248,7 @@ def test_error_message_reads_like_a_compiler(tmp_path: Path) -> None:
             {"bounding_box": {"top": 1, "left": 1, "height": 2}},
             FormatError,
             ".bounding_box",
-            "missing 'width'",
+            'missing "width"',
         ),
         (
             {"bounding_box": {"top": 1, "left": [1], "height": 2, "width": 3}},
@@ -274,7 +272,7 @@ def test_error_message_reads_like_a_compiler(tmp_path: Path) -> None:
             {"annotation_kind": "ImagePoint", "point": {"x": 1}},
             FormatError,
             ".point",
-            "missing 'y'",
+            'missing "y"',
         ),
         ({"annotation_kind": 7}, FormatError, ".annotation_kind", "expected a string"),
         ({"name": ["pore"]}, FormatError, ".name", "expected a string"),
@@ -360,7 +358,7 @@ def test_image_names_that_escape_are_refused(tmp_path: Path, external_id: str, w
         ({"width": 12.5}, FormatError, "$.media_attributes.width", "must be an integer"),
         ({"width": "32"}, FormatError, "$.media_attributes.width", "must be an integer"),
         ({"height": True}, FormatError, "$.media_attributes.height", "must be an integer"),
-        ({"height": None}, FormatError, "$.media_attributes", "missing 'height'"),
+        ({"height": None}, FormatError, "$.media_attributes", 'missing "height"'),
     ],
 )
 def test_bad_image_sizes(
@@ -380,7 +378,7 @@ def test_bad_size_option(tmp_path: Path) -> None:
         read_labelbox(path, options=ReadOptions(size=(0, 10)))
     error = read_error(path, ImageFileError, images=tmp_path)
     assert "image file not found" in str(error)
-    assert_place(error, path, 1, "image 'img0.png'")
+    assert_place(error, path, 1, 'image "img0.png"')
 
 
 D = '{"data_row": {"id": "d"}, '
@@ -391,7 +389,7 @@ LABEL = '"projects": {{"p": {{"labels": [{{"annotations": {}}}]}}}}}}'
     ("line", "where", "message"),
     [
         ("[1, 2]", "$", "a data row must be an object"),
-        ('{"media_attributes": {}}', "$", "missing 'data_row'"),
+        ('{"media_attributes": {}}', "$", 'missing "data_row"'),
         ('{"data_row": "d1"}', "$.data_row", "expected an object"),
         ('{"data_row": {"external_id": 5}}', "$.data_row.external_id", "expected a string"),
         ('{"data_row": {}}', "$.data_row", "no external_id, global_key or id"),

@@ -147,7 +147,7 @@ def read_labelbox(
     if first == b"[":
         return read_legacy(path, emit=emit, options=options, fingerprint=fingerprint)
     if first != b"{":
-        what = "the file is empty" if not first else "the file starts with neither '{' nor '['"
+        what = "the file is empty" if not first else 'the file starts with neither "{" nor "["'
         raise FormatError(
             f"not a Labelbox export: {what} (NDJSON has one data row object per line, "
             "the legacy JSON export is an array)",

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from microprep.model import Shape, ShapeKind
+from microprep.readers.jsonsafe import json_text
 from microprep.readers.labelbox.checks import Checker, JsonPath, describe
 from microprep.readers.labelbox.classifications import Classifications
 from microprep.readers.labelbox.geometry import Geometry
@@ -246,7 +247,7 @@ def summary(file: str, reader: ObjectReader, masks: Path | None) -> list[str]:
     missing, empty = reader.mask_reader.missing, reader.mask_reader.empty
     if missing:
         if masks is None:
-            why = "no masks folder was given (ReadOptions.masks, --masks)"
+            why = "no masks folder was given (--masks DIR)"
         else:
             why = f"no <feature id>.png, nor <data row id>.png for composite masks, in {masks}"
         out.append(
@@ -258,7 +259,9 @@ def summary(file: str, reader: ObjectReader, masks: Path | None) -> list[str]:
     if reader.unnamed:
         out.append(f"{file}: {reader.unnamed} object(s) without a name (class) skipped")
     for kind, count in sorted(reader.unknown.items()):
-        out.append(f"{file}: {count} object(s) of kind {kind!r} skipped (not a supported shape)")
+        out.append(
+            f"{file}: {count} object(s) of kind {json_text(kind)} skipped (not a supported shape)"
+        )
     unanswered = reader.classifications.unanswered
     if unanswered:
         out.append(f"{file}: {unanswered} classification(s) without a name or answer ignored")

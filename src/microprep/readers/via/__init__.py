@@ -192,7 +192,7 @@ def read_via(
         fmt, images, regions, decls = _parse(path, file, warnings)
         key = choose_label_attribute(decls, regions, options.label_attribute, file)
         sizes = image_sizes(images, options)
-        builder = RegionBuilder(file, decls, key, v3=fmt == "via3-json")
+        builder = RegionBuilder(file, decls, key, v3=fmt == "via3-json", fallback=options.label)
         shapes = builder.shapes(regions, len(images))
         del regions
         labels = builder.label_map(warnings)
