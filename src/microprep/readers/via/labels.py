@@ -48,10 +48,8 @@ def _candidates_message(file: str, names: list[str], why: str) -> UsageError:
 
 
 def _has_value(value: Any) -> bool:
-    """True for a value that can name a class: a non-blank string or a number."""
-    if type(value) is str:
-        return bool(value.strip())
-    return type(value) in (int, float)
+    """True for a value that can name a class when none is chosen: a non-blank string."""
+    return type(value) is str and bool(value.strip())
 
 
 def choose_label_attribute(
@@ -63,8 +61,8 @@ def choose_label_attribute(
     """The key of the region attribute that holds the class (see the rules of the VIA reader).
 
     Returns None when nothing is requested and no attribute can hold a class: no declared
-    dropdown / radio, and no region with a non-empty text or number value (regions without
-    attributes, or only empty, checkbox, object or array values). Their class is then the
+    dropdown / radio, and no region with a non-empty text value (regions without attributes, or
+    only empty, number, checkbox, object or array values). Their class is then the
     ``label`` option, else :data:`DEFAULT_LABEL`.
 
     Raises:

@@ -122,6 +122,6 @@ def parse_via3(
     if other:
         warnings.append(
             f"{file}: {other} metadata entries that are not spatial regions of an image "
-            "(temporal segments, skipped views) were skipped"
+            "(file attributes, temporal segments, skipped views) were skipped"
         )
     return images, regions, decls
