@@ -218,12 +218,6 @@ class ObjectReader(Checker):
         own = obj.get("classifications")
         if own:
             own = self.classifications.read(own, (*path, "classifications"), line, dict(attrs))
-        elif own is not None and own != []:
-            raise self.format_error(
-                f"expected a list of classifications, got {describe(own)}",
-                line,
-                (*path, "classifications"),
-            )
         if not self.build:
             return None
         order = self.order
@@ -264,5 +258,8 @@ def summary(file: str, reader: ObjectReader, masks: Path | None) -> list[str]:
         )
     unanswered = reader.classifications.unanswered
     if unanswered:
-        out.append(f"{file}: {unanswered} classification(s) without a name or answer ignored")
+        out.append(
+            f"{file}: {unanswered} classification(s) or answer(s) without a name or a readable "
+            f"answer ignored (first at {reader.classifications.first_unanswered})"
+        )
     return out
