@@ -155,3 +155,14 @@ def test_label_attribute_with_several_candidates(tmp_path: Path, capsys: Capture
     assert "ReadOptions" not in err and ".label_attribute" not in err
     assert convert(export, tmp_path / "b", "--label-attribute", "phase") == 0
     assert categories(tmp_path / "b") == ["alpha"]
+
+
+def test_validate_takes_label_too(tmp_path: Path, capsys: Capture) -> None:
+    export = CORPUS / "via2_project_attributes.json"
+    shapes = []
+    for extra in ([], ["--label", "other"]):
+        report = tmp_path / "report.json"
+        args = ["validate", str(export), "--size", "64x64", "--json", str(report), *extra]
+        assert main(args) == 0, capsys.readouterr().err
+        shapes.append(json.loads(report.read_text())["summary"]["shapes"])
+    assert shapes == [3, 4]

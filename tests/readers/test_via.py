@@ -493,6 +493,17 @@ def test_regions_without_any_attribute_are_one_class(tmp_path: Path) -> None:
     assert warnings == []
 
 
+def test_declared_but_unused_class_attribute_is_no_class(tmp_path: Path) -> None:
+    declared = {"kind": {"type": "dropdown", "options": {"a": "", "b": ""}}}
+    path = write(
+        tmp_path, project({"a.png": [region(POLY, {}), region(POLY, {"kind": ""})]}, declared)
+    )
+    warnings: list[str] = []
+    ds = read(path, warnings=warnings)
+    assert [s.label for s in shapes_of(ds)] == ["object", "object"]
+    assert any('read as one class "object"' in w for w in warnings)
+
+
 def test_label_names_regions_without_a_class_value(tmp_path: Path) -> None:
     data = via2({"a.png": [region(POLY, {"c": "pore"}), region(POLY, {"c": ""})]})
     ds = read(write(tmp_path, data), ReadOptions(size=(8, 8), label="grain"))

@@ -91,9 +91,10 @@ def choose_label_attribute(
             )
         return key
     declared = [k for k, d in decls.items() if d.kind in _CLASS_KINDS]
-    if len(declared) > 1:
-        # several declared: the one that regions fill in, when only one is
-        declared = [k for k in declared if used.get(k)] or declared
+    if regions:
+        # only the declared attributes that some region fills in (declared and never used is
+        # as good as not declared)
+        declared = [k for k in declared if used.get(k)]
     if len(declared) == 1:
         return declared[0]
     if len(declared) > 1:
