@@ -105,6 +105,11 @@ def test_messages_quote_json_as_json(tmp_path: Path, capsys: Capture) -> None:
     assert convert(export, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert 'expected an object, a list of frames or "Skip", got a boolean true' in err
+    export.write_text(json.dumps({"DataRow ID": "d", "External ID": "a.png", "Label": 2.5}))
+    assert convert(export, tmp_path / "out") == 2
+    assert '$.Label: expected an object, a list of frames or "Skip", got a number 2.5' in (
+        capsys.readouterr().err
+    )
     export.write_text(
         json.dumps([{"DataRow ID": "d", "Label": {"objects": [{"title": "p", "bbox": {"a": 1}}]}}])
     )

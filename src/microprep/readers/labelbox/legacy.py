@@ -84,7 +84,7 @@ class _Labels(Checker):
             raise self.format_error(
                 f'expected an object, a list of frames or "Skip", got {describe(label)}',
                 None,
-                (index, "Label"),
+                self._at(index, "Label"),
             )
         frames = label.get("frames")
         if isinstance(frames, list):
