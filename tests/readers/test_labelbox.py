@@ -212,7 +212,7 @@ def test_unknown_kinds_and_unnamed_objects_are_skipped_with_a_warning(tmp_path: 
     ds, warnings = read(write_ndjson(tmp_path, [data_row("a.png", objects)]))
     assert [s.label for s in next(iter(ds)).shapes] == ["pore"]
     assert ds.labels.class_names == ("background", "pore")
-    assert any("2 object(s) of kind 'ImageEntity' skipped" in w for w in warnings)
+    assert any('2 object(s) of kind "ImageEntity" skipped' in w for w in warnings)
     assert any("1 object(s) without a name" in w for w in warnings)
     assert any("(no geometry)" in w for w in warnings)
     assert tuple(warnings) == ds.warnings
@@ -246,7 +246,7 @@ def test_size_from_options_when_the_export_has_none(tmp_path: Path) -> None:
     path = write_ndjson(tmp_path, [data_row("a.png", [box("p", "f1", 0, 0, 1, 1)], size=None)])
     ds, _ = read(path, size=(100, 80))
     assert (ds.images[0].width, ds.images[0].height) == (100, 80)
-    with pytest.raises(UsageError, match=r"export\.ndjson:1: image 'a\.png' has no size"):
+    with pytest.raises(UsageError, match=r'export\.ndjson:1: image "a\.png" has no size'):
         read(path)
 
 

@@ -142,7 +142,7 @@ def test_other_region_attributes_become_string_attributes(tmp_path: Path) -> Non
     assert dict(shape.attributes) == {
         "note": "big one",
         "n": "3",
-        "flags": '{"dim": false, "edge": true}',
+        "flags": "edge",
     }
 
 
@@ -181,8 +181,9 @@ def test_unlabelled_and_unsupported_regions_are_skipped_with_warnings(
     ds = read(write(tmp_path, data), warnings=warnings)
     assert len(shapes_of(ds)) == 1
     assert tuple(warnings) == ds.warnings
-    assert any("2 region(s) without a value for the class attribute 'c'" in w for w in warnings)
-    assert any("2 region(s) with unsupported shape 'freehand'" in w for w in warnings)
+    assert any('2 region(s) without a value for the class attribute "c"' in w for w in warnings)
+    assert any("--label NAME" in w for w in warnings)
+    assert any('2 region(s) with unsupported shape "freehand"' in w for w in warnings)
 
 
 def test_warnings_are_logged_without_a_callback(
@@ -223,9 +224,9 @@ def test_via2_project_declared_options_and_auto_picked_dropdown(tmp_path: Path) 
     labels = [(label.name, label.declared) for label in ds.labels.labels]
     assert labels == [("bubble", True), ("pore", True), ("crack", True), ("dust", False)]
     assert [s.label for s in shapes_of(ds)] == ["pore", "dust"]
-    assert dict(shapes_of(ds)[0].attributes) == {"note": "n1", "flags": '{"edge": true}'}
+    assert dict(shapes_of(ds)[0].attributes) == {"note": "n1", "flags": "edge"}
     (warning,) = warnings
-    assert "'dust' is not an option of the class attribute 'type'" in warning
+    assert '"dust" is not an option of the class attribute "type"' in warning
     assert '$._via_img_metadata["a.png1234"].regions[1].region_attributes.type' in warning
 
 
@@ -456,7 +457,8 @@ def test_several_candidates_fail_listing_them(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         read(path)
     text = str(info.value)
-    assert "'cls'" in text and "'who'" in text and "--label-attribute" in text
+    assert '"cls"' in text and '"who"' in text and "--label-attribute NAME" in text
+    assert "ReadOptions" not in text and "label_attribute" not in text
     assert str(path) in text
 
 
@@ -466,7 +468,7 @@ def test_several_declared_dropdowns_fail_listing_them(tmp_path: Path) -> None:
         "size": {"type": "radio", "options": {"s": ""}},
     }
     path = write(tmp_path, project({"a.png": [region(POLY, {"kind": "a", "size": "s"})]}, declared))
-    with pytest.raises(UsageError, match=r"'kind', 'size'"):
+    with pytest.raises(UsageError, match=r'"kind", "size"'):
         read(path)
     (shape,) = shapes_of(read(path, ReadOptions(size=(8, 8), label_attribute="size")))
     assert shape.label == "s"
@@ -474,14 +476,38 @@ def test_several_declared_dropdowns_fail_listing_them(tmp_path: Path) -> None:
 
 def test_unknown_label_attribute_fails_listing_the_attributes(tmp_path: Path) -> None:
     path = write(tmp_path, via2({"a.png": [region(POLY, {"cls": "pore"})]}))
-    with pytest.raises(UsageError, match=r"no attribute 'class'.*'cls'"):
+    with pytest.raises(UsageError, match=r'no region attribute "class".*"cls"'):
         read(path, ReadOptions(size=(8, 8), label_attribute="class"))
 
 
-def test_regions_without_any_attribute_fail(tmp_path: Path) -> None:
-    path = write(tmp_path, via2({"a.png": [region(POLY, {})]}))
-    with pytest.raises(UsageError, match="no class-like attribute"):
-        read(path)
+def test_regions_without_any_attribute_are_one_class(tmp_path: Path) -> None:
+    path = write(tmp_path, via2({"a.png": [region(POLY, {}), region(POLY, {"note": ""})]}))
+    warnings: list[str] = []
+    ds = read(path, warnings=warnings)
+    assert [s.label for s in shapes_of(ds)] == ["object", "object"]
+    assert ds.labels.class_names[1:] == ("object",)
+    assert any('2 region(s) read as one class "object"' in w for w in warnings)
+    warnings.clear()
+    ds = read(path, ReadOptions(size=(8, 8), label="grain"), warnings=warnings)
+    assert [s.label for s in shapes_of(ds)] == ["grain", "grain"]
+    assert warnings == []
+
+
+def test_declared_but_unused_class_attribute_is_no_class(tmp_path: Path) -> None:
+    declared = {"kind": {"type": "dropdown", "options": {"a": "", "b": ""}}}
+    path = write(
+        tmp_path, project({"a.png": [region(POLY, {}), region(POLY, {"kind": ""})]}, declared)
+    )
+    warnings: list[str] = []
+    ds = read(path, warnings=warnings)
+    assert [s.label for s in shapes_of(ds)] == ["object", "object"]
+    assert any('read as one class "object"' in w for w in warnings)
+
+
+def test_label_names_regions_without_a_class_value(tmp_path: Path) -> None:
+    data = via2({"a.png": [region(POLY, {"c": "pore"}), region(POLY, {"c": ""})]})
+    ds = read(write(tmp_path, data), ReadOptions(size=(8, 8), label="grain"))
+    assert [s.label for s in shapes_of(ds)] == ["pore", "grain"]
 
 
 def test_export_without_regions_needs_no_class(tmp_path: Path) -> None:

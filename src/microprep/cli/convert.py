@@ -85,6 +85,7 @@ def convert_command(
     fmt: str | None,
     size: tuple[int, int] | None,
     label_attribute: str | None,
+    label: str | None,
     masks: Path | None,
     volume: bool,
     skip_missing: bool,
@@ -116,7 +117,9 @@ def convert_command(
         format=fmt,
         progress=not quiet,
         repair=repair,
-        read=ReadOptions(images=images, size=size, label_attribute=label_attribute, masks=masks),
+        read=ReadOptions(
+            images=images, size=size, label_attribute=label_attribute, masks=masks, label=label
+        ),
         classes=classes,
     )
     summary = convert(export, out, options)

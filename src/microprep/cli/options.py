@@ -62,7 +62,10 @@ def window_value(value: object) -> int | list[int] | None:
 
 
 def reader_options(func: F) -> F:
-    """Add ``--format``, ``--size``, ``--label-attribute`` and ``--masks`` to a command."""
+    """Add ``--format``, ``--size``, ``--label-attribute``, ``--label``, ``--masks`` to a command.
+
+    ``--label`` is the VIA class of regions without a class value.
+    """
     decorators = [
         click.option("--format", "fmt", help="Reader to use (default: detected from the file)."),
         click.option(
@@ -72,6 +75,11 @@ def reader_options(func: F) -> F:
             help="Size of every image, for formats that store none (VIA), e.g. 512x512.",
         ),
         click.option("--label-attribute", help="Region attribute that holds the class (VIA)."),
+        click.option(
+            "--label",
+            metavar="NAME",
+            help="Class of regions without a class attribute value (VIA; default: object).",
+        ),
         click.option(
             "--masks",
             type=click.Path(exists=True, file_okay=False, path_type=Path),

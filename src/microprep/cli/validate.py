@@ -85,6 +85,7 @@ def validate_command(
     iou: float,
     size: tuple[int, int] | None,
     label_attribute: str | None,
+    label: str | None,
     masks: Path | None,
     max_rows: int,
     classes: ClassOptions,
@@ -110,7 +111,9 @@ def validate_command(
         export,
         format=fmt,
         on_warning=lambda message: logger.debug("reader: %s", message),
-        options=ReadOptions(images=images, size=size, label_attribute=label_attribute, masks=masks),
+        options=ReadOptions(
+            images=images, size=size, label_attribute=label_attribute, masks=masks, label=label
+        ),
     )
     annotations = apply_classes(annotations, classes)
     report = validate(annotations, ValidateOptions(images=images, iou_threshold=iou))

@@ -50,6 +50,55 @@ def json_path(parts: Sequence[str | int]) -> str:
     return out
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type, with its article, for messages.
+
+    Example:
+        >>> json_type({"a": 1}), json_type([1]), json_type(True), json_type(None)
+        ('an object', 'an array', 'a boolean', 'null')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
+
+
+def json_text(value: Any, limit: int = 40) -> str:
+    """``value`` written as compact JSON for a message, cut to about ``limit`` characters.
+
+    Example:
+        >>> json_text({"answer": 1}), json_text(True), json_text("pore")
+        ('{"answer": 1}', 'true', '"pore"')
+        >>> json_text("x" * 60, limit=10)
+        '"xxxxxxxx…'
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe(value: Any) -> str:
+    """A JSON value's type and text for messages, e.g. ``an object {"answer": 1}``.
+
+    Example:
+        >>> describe([1, 2]), describe(False)
+        ('an array [1, 2]', 'a boolean false')
+    """
+    kind = json_type(value)
+    return kind if value is None else f"{kind} {json_text(value)}"
+
+
 class _Refused(ValueError):
     pass
 
@@ -76,7 +125,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _Refused(f"duplicate key {key!r} in one object")
+            raise _Refused(f"duplicate key {json.dumps(key)} in one object")
         out[key] = value
     return out
 
@@ -233,7 +282,7 @@ def coordinate(
     """``value`` as a finite float within ±:data:`MAX_COORDINATE`, else a FormatError there."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FormatError(
-            f"expected a number, got {type(value).__name__} {str(value)[:40]!r}",
+            f"expected a number, got {describe(value)}",
             file=file,
             line=line,
             where=json_path(path),
@@ -241,7 +290,7 @@ def coordinate(
     out = float(value)
     if not math.isfinite(out) or abs(out) > MAX_COORDINATE:
         raise FormatError(
-            f"coordinate {value!r} is out of range (|x| <= {MAX_COORDINATE:g} px)",
+            f"coordinate {json_text(value)} is out of range (|x| <= {MAX_COORDINATE:g} px)",
             file=file,
             line=line,
             where=json_path(path),

@@ -13,6 +13,8 @@ class ReadOptions:
     ``images``: folder of the image files (VIA stores no image size: it is read from the files).
     ``size``: ``(width, height)`` in pixels of every image, when all have one size (VIA).
     ``label_attribute``: the region attribute that holds the class (VIA).
+    ``label``: the class of regions that have no class value (VIA); when the regions carry no
+    class attribute at all and ``label`` is None, they are read as one class ``object``.
     ``masks``: local folder of mask PNGs (Labelbox exports only link masks by URL; microprep never
     fetches URLs).
 
@@ -25,3 +27,4 @@ class ReadOptions:
     size: tuple[int, int] | None = None
     label_attribute: str | None = None
     masks: Path | None = None
+    label: str | None = None

@@ -1,9 +1,10 @@
 """Reader for Labelbox exports: the NDJSON export (v2) and the legacy JSON export (v1).
 
 :func:`read_labelbox` tells the two apart by the file's first character (``{``: NDJSON, one data
-row per line; ``[``: a legacy JSON array of labels) and makes one complete checking pass that
-raises every error and collects the label map and the image list; iterating the returned
-:class:`~microprep.model.AnnotationSet` reads the file again.
+row per line; ``[``: a legacy JSON array of labels; a ``{`` followed by ``"DataRow ID"`` or
+``"Labeled Data"`` and no ``"data_row"``: one bare legacy label, read as an array of one) and
+makes one complete checking pass that raises every error and collects the label map and the
+image list; iterating the returned :class:`~microprep.model.AnnotationSet` reads the file again.
 
 * **NDJSON (v2)**, format ``"labelbox-ndjson"``: streamed line by line, so memory is bounded by
   one data row. The checking pass parses with :func:`microprep.readers.jsonsafe.iter_ndjson`
@@ -70,7 +71,8 @@ def detect(path: Path) -> bool:
     """True when ``path`` looks like a Labelbox export (reads the first 4 KB only).
 
     NDJSON (v2): the first line is an object with a ``"data_row"`` key. Legacy JSON: an array
-    whose first object has ``"DataRow ID"`` or ``"Labeled Data"``. Never raises.
+    whose first object has ``"DataRow ID"`` or ``"Labeled Data"``, or one such object alone.
+    Never raises.
 
     Example:
         >>> detect(Path("export.ndjson"))  # doctest: +SKIP
@@ -83,10 +85,25 @@ def detect(path: Path) -> bool:
         return False
     head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if head.startswith(b"{"):
-        return b'"data_row"' in head
+        return b'"data_row"' in head or _legacy_marks(head)
     if head.startswith(b"["):
         return b'"DataRow ID"' in head or b'"Labeled Data"' in head
     return False
+
+
+def _legacy_marks(head: bytes) -> bool:
+    """True when ``head`` has the keys of a legacy (v1) label and not those of an NDJSON row."""
+    return b'"data_row"' not in head and (b'"DataRow ID"' in head or b'"Labeled Data"' in head)
+
+
+def _bare_legacy(path: Path) -> bool:
+    """True when a file starting with ``{`` is one legacy label object rather than NDJSON."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(_SNIFF_BYTES * 16)
+    except OSError:
+        return False
+    return _legacy_marks(head)
 
 
 def _first_byte(path: Path) -> bytes:
@@ -144,10 +161,10 @@ def read_labelbox(
         raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from exc
     first = _first_byte(path)
     emit = on_warning if on_warning is not None else logger.warning
-    if first == b"[":
+    if first == b"[" or (first == b"{" and _bare_legacy(path)):
         return read_legacy(path, emit=emit, options=options, fingerprint=fingerprint)
     if first != b"{":
-        what = "the file is empty" if not first else "the file starts with neither '{' nor '['"
+        what = "the file is empty" if not first else 'the file starts with neither "{" nor "["'
         raise FormatError(
             f"not a Labelbox export: {what} (NDJSON has one data row object per line, "
             "the legacy JSON export is an array)",

@@ -16,16 +16,13 @@ from __future__ import annotations
 from typing import Any
 
 from microprep.errors import FormatError
-from microprep.readers.jsonsafe import json_path
+from microprep.readers.jsonsafe import describe, json_path
 from microprep.readers.names import check_image_name
+
+__all__ = ["Checker", "JsonPath", "describe"]
 
 #: A JSON path as keys and list indices (turned into text only for error messages).
 JsonPath = tuple[str | int, ...]
-
-
-def describe(value: Any) -> str:
-    """A short description of a JSON value for messages: its type and start."""
-    return f"{type(value).__name__} {str(value)[:40]!r}"
 
 
 class Checker:

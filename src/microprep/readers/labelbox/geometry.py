@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final
 
 import numpy as np
@@ -57,7 +58,7 @@ class Geometry(Checker):
         values: list[float] = []
         for key in _BOX_KEYS:
             if key not in box:
-                raise self.format_error(f"missing {key!r}", line, path)
+                raise self.format_error(f"missing {json.dumps(key)}", line, path)
             values.append(
                 jsonsafe.coordinate(box[key], file=self.file, path=(*path, key), line=line)
             )
@@ -140,7 +141,7 @@ class Geometry(Checker):
             xy: list[float] = []
             for key in ("x", "y"):
                 if key not in point:
-                    raise self.format_error(f"missing {key!r}", line, here)
+                    raise self.format_error(f"missing {json.dumps(key)}", line, here)
                 xy.append(
                     jsonsafe.coordinate(point[key], file=self.file, path=(*here, key), line=line)
                 )

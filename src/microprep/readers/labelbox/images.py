@@ -14,13 +14,14 @@ Example:
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 from microprep.errors import FormatError, GeometryError, ImageFileError, InputError, UsageError
 from microprep.model import ImageInfo
 from microprep.paths import check_relative_name
 from microprep.readers.image_sizes import MAX_IMAGE_SIDE, header_size
-from microprep.readers.jsonsafe import json_path
+from microprep.readers.jsonsafe import json_path, json_text
 from microprep.readers.labelbox.checks import JsonPath, describe
 from microprep.readers.options import ReadOptions
 
@@ -32,7 +33,7 @@ def image_side(value: Any, key: str, *, file: str, line: int | None, path: JsonP
     """
     where = json_path((*path, key))
     if value is None:
-        raise FormatError(f"missing {key!r}", file=file, line=line, where=json_path(path))
+        raise FormatError(f"missing {json.dumps(key)}", file=file, line=line, where=json_path(path))
     if type(value) is not int:
         raise FormatError(
             f"image {key} must be an integer, got {describe(value)}",
@@ -106,15 +107,15 @@ class NewImages:
                     f"{exc.message} ({exc.file})",
                     file=self.file,
                     line=line,
-                    where=f"image {name!r}",
+                    where=f"image {json_text(name, 80)}",
                 ) from exc
             width = image_side(width, "width", file=self.file, line=line, path=())
             height = image_side(height, "height", file=self.file, line=line, path=())
             return width, height
         raise UsageError(
-            f"{place}: image {name!r} has no size in the export (media attributes); give the "
-            "image size (ReadOptions.size, --size) or the images folder (ReadOptions.images, "
-            "--images) to read it from the files"
+            f"{place}: image {json_text(name, 80)} has no size in the export (media attributes); "
+            "pass --size WxH (the size of every image) or --images DIR (to read it from the "
+            "image files)"
         )
 
     def image(
@@ -125,7 +126,7 @@ class NewImages:
         place = "" if line is None else f"line {line}, "
         if key in self._seen:
             raise FormatError(
-                f"image name {name!r} is used twice (first at {self._seen[key]})",
+                f"image name {json_text(name, 80)} is used twice (first at {self._seen[key]})",
                 file=self.file,
                 line=line,
                 where=json_path(path),

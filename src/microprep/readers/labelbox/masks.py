@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from microprep.errors import ImageFileError, UnsafeInputError
 from microprep.images import read_image
 from microprep.paths import safe_join
-from microprep.readers.jsonsafe import json_path
+from microprep.readers.jsonsafe import json_path, json_text
 from microprep.readers.labelbox.checks import Checker, JsonPath, describe
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def check_stem(stem: str, *, file: str, line: int | None, path: JsonPath) -> str
         or len(stem) > 200
     ):
         raise UnsafeInputError(
-            f"id {stem[:40]!r} cannot name a mask file (empty, a path or too long)",
+            f"id {json_text(stem)} cannot name a mask file (empty, a path or too long)",
             file=file,
             line=line,
             where=json_path(path),
@@ -154,7 +154,7 @@ class MaskReader(Checker):
             pixels = read_image(file)
         except ImageFileError as exc:
             raise ImageFileError(
-                f"mask file {str(file)!r}: {exc.message}",
+                f"mask file {file}: {exc.message}",
                 file=self.file,
                 line=line,
                 where=json_path(path),
@@ -162,7 +162,7 @@ class MaskReader(Checker):
         width, height = size
         if pixels.shape[:2] != (height, width):
             raise ImageFileError(
-                f"mask file {str(file)!r} is {pixels.shape[1]}x{pixels.shape[0]} pixels "
+                f"mask file {file} is {pixels.shape[1]}x{pixels.shape[0]} pixels "
                 f"(width x height) but the image is {width}x{height}",
                 file=self.file,
                 line=line,

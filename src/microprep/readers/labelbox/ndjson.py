@@ -87,7 +87,7 @@ class _Rows(Checker):
             raise self.format_error(f"a data row must be an object, got {describe(row)}", line, ())
         data_row = self.member(row, "data_row", dict, line, ())
         if data_row is None:
-            raise self.format_error("missing 'data_row'", line, ())
+            raise self.format_error('missing "data_row"', line, ())
         found = self.image_name(data_row, _NAME_KEYS, line, ("data_row",))
         if found is None:
             raise self.format_error(
@@ -196,7 +196,7 @@ def read_ndjson(
     warnings = summary(file, reader, options.masks)
     if rows.video.outside_frames:
         warnings.append(
-            f"{file}: {rows.video.outside_frames} object(s) of video labels outside 'frames' "
+            f'{file}: {rows.video.outside_frames} object(s) of video labels outside "frames" '
             "ignored"
         )
     for message in warnings:

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from microprep.model import Shape, ShapeKind
+from microprep.readers.jsonsafe import json_text
 from microprep.readers.labelbox.checks import Checker, JsonPath, describe
 from microprep.readers.labelbox.classifications import Classifications
 from microprep.readers.labelbox.geometry import Geometry
@@ -217,12 +218,6 @@ class ObjectReader(Checker):
         own = obj.get("classifications")
         if own:
             own = self.classifications.read(own, (*path, "classifications"), line, dict(attrs))
-        elif own is not None and own != []:
-            raise self.format_error(
-                f"expected a list of classifications, got {describe(own)}",
-                line,
-                (*path, "classifications"),
-            )
         if not self.build:
             return None
         order = self.order
@@ -246,7 +241,7 @@ def summary(file: str, reader: ObjectReader, masks: Path | None) -> list[str]:
     missing, empty = reader.mask_reader.missing, reader.mask_reader.empty
     if missing:
         if masks is None:
-            why = "no masks folder was given (ReadOptions.masks, --masks)"
+            why = "no masks folder was given (--masks DIR)"
         else:
             why = f"no <feature id>.png, nor <data row id>.png for composite masks, in {masks}"
         out.append(
@@ -258,8 +253,13 @@ def summary(file: str, reader: ObjectReader, masks: Path | None) -> list[str]:
     if reader.unnamed:
         out.append(f"{file}: {reader.unnamed} object(s) without a name (class) skipped")
     for kind, count in sorted(reader.unknown.items()):
-        out.append(f"{file}: {count} object(s) of kind {kind!r} skipped (not a supported shape)")
+        out.append(
+            f"{file}: {count} object(s) of kind {json_text(kind)} skipped (not a supported shape)"
+        )
     unanswered = reader.classifications.unanswered
     if unanswered:
-        out.append(f"{file}: {unanswered} classification(s) without a name or answer ignored")
+        out.append(
+            f"{file}: {unanswered} classification(s) or answer(s) without a name or a readable "
+            f"answer ignored (first at {reader.classifications.first_unanswered})"
+        )
     return out

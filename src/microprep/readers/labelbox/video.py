@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from microprep.model import ImageInfo, Shape
+from microprep.readers.jsonsafe import json_text
 from microprep.readers.labelbox.checks import Checker, JsonPath, describe
 from microprep.readers.labelbox.images import ImageSource
 from microprep.readers.labelbox.objects import ObjectReader
@@ -70,7 +71,7 @@ class VideoFrames(Checker):
                 here = (*path, "frames", key)
                 if not _FRAME_KEY.fullmatch(key):
                     raise self.format_error(
-                        f"frame key {key[:40]!r} is not a frame number", line, here
+                        f"frame key {json_text(key)} is not a frame number", line, here
                     )
                 if not isinstance(frame, dict):
                     raise self.format_error(

@@ -16,8 +16,12 @@ Rules:
   ``ReadOptions.label_attribute`` (VIA 3: the attribute's ``aname`` or id). Without it, the one
   dropdown / radio region attribute is used (VIA 2 projects and VIA 3 declare types); when none
   is declared, or the export declares nothing (annotations JSON, CSV), the one region attribute
-  present in the regions (checkbox values excluded) is used. Otherwise a UsageError lists the
-  candidates. A checkbox attribute is never a class.
+  holding a non-empty text in some region is used. Several candidates are a UsageError listing
+  them. A checkbox attribute is never a class. When no attribute can hold a class (regions
+  without attributes, as most VIA projects are), every region gets the class
+  ``ReadOptions.label``, else ``"object"`` with a warning.
+* A region without a value (or an empty one) for the class attribute gets ``ReadOptions.label``
+  when it is given; otherwise it is skipped, all counted in one warning.
 * **Label names.** VIA 2 stores a dropdown/radio value as the option key the user typed: that key
   is the label. VIA 3 stores option ids (``"0"``): they are mapped to the option text. Text
   attributes give their text.
@@ -25,11 +29,11 @@ Rules:
   declaration order; values not among them are appended with ``declared=False`` and a warning.
   Without declared options, labels come in order of first use with ``declared=True`` (there is no
   declaration to contradict).
-* A region without a value (or an empty one) for the class attribute is skipped; all are counted
-  in one warning. Unsupported shapes are skipped with one warning per shape name / id; VIA 3
+* Unsupported shapes are skipped with one warning per shape name / id; VIA 3
   metadata that are not spatial regions of an image (``z`` not empty, ``xy`` empty: temporal
   segments), views of several files and non-image files are skipped with a warning.
-* The other region attributes become ``Shape.attributes``, as strings (non-strings JSON-encoded;
+* The other region attributes become ``Shape.attributes``, as strings (checkbox objects as
+  their ticked options joined by ``","``, other non-strings JSON-encoded;
   VIA 3 keyed by ``aname``, option ids mapped to their text). File attributes are not read.
 * **Image sizes.** VIA stores none (its ``size`` is the file size in bytes). They come from
   ``ReadOptions.size`` (one size for every image) or from the headers of the image files in
@@ -192,7 +196,7 @@ def read_via(
         fmt, images, regions, decls = _parse(path, file, warnings)
         key = choose_label_attribute(decls, regions, options.label_attribute, file)
         sizes = image_sizes(images, options)
-        builder = RegionBuilder(file, decls, key, v3=fmt == "via3-json")
+        builder = RegionBuilder(file, decls, key, v3=fmt == "via3-json", fallback=options.label)
         shapes = builder.shapes(regions, len(images))
         del regions
         labels = builder.label_map(warnings)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from microprep.errors import FormatError, InputError
+from microprep.readers.jsonsafe import json_text, json_type
 from microprep.readers.names import check_image_name
 from microprep.readers.via.jsonfast import load_json_text
 from microprep.readers.via.regions import MAX_VERTICES, ViaImage, ViaRegion
@@ -66,7 +67,7 @@ def _object(text: str, column: str, file: str, line: int) -> dict[str, Any]:
     value = load_json_text(text or "{}", file=file, line=line, where=f"column {column}")
     if not isinstance(value, dict):
         raise FormatError(
-            f"expected a JSON object, got {type(value).__name__}",
+            f"expected a JSON object, got {json_type(value)}",
             file=file,
             line=line,
             where=f"column {column}",
@@ -79,7 +80,7 @@ def _count(text: str, file: str, line: int) -> int:
         return int(text.strip() or "0")
     except ValueError as exc:
         raise FormatError(
-            f"region_count {text[:20]!r} is not an integer",
+            f"region_count {json_text(text, 20)} is not an integer",
             file=file,
             line=line,
             where="column region_count",
@@ -138,7 +139,8 @@ def _parse(stream: Any, file: str) -> tuple[list[ViaImage], list[ViaRegion]]:
             key = check_image_name(name, file=file, line=line, where="column filename")
             if key in seen:
                 raise FormatError(
-                    f"rows of image {name!r} are not consecutive (or the image is listed twice)",
+                    f"rows of image {json_text(name, 80)} are not consecutive "
+                    "(or the image is listed twice)",
                     file=file,
                     line=line,
                     where="column filename",

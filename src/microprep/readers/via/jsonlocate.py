@@ -42,7 +42,7 @@ def check_array_lengths(text: str, *, file: str, line: int | None = None) -> Non
             continue
         start = match.start()
         key = _KEY_BEFORE.search(text, max(0, start - 120), start)
-        where = f"array {key.group(1)!r}" if key else "array"
+        where = f"array {json.dumps(key.group(1))}" if key else "array"
         if line is None:
             at_line = text.count("\n", 0, start) + 1
             column = start - text.rfind("\n", 0, start)
@@ -124,7 +124,10 @@ def locate_refusal(text: str) -> tuple[str, list[str | int]] | None:
         if len(path) >= MAX_DEPTH and isinstance(node, dict | list):
             return f"JSON nested deeper than {MAX_DEPTH} levels", path
         if isinstance(node, _Dup):
-            return f"duplicate key {node.duplicate!r} in one object", [*path, node.duplicate]
+            return f"duplicate key {json.dumps(node.duplicate)} in one object", [
+                *path,
+                node.duplicate,
+            ]
         if isinstance(node, dict):
             stack.extend((v, [*path, k]) for k, v in reversed(node.items()))
         elif isinstance(node, list):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from microprep.errors import FormatError, InputError
-from microprep.readers.jsonsafe import json_path
+from microprep.readers.jsonsafe import json_path, json_text, json_type
 from microprep.readers.names import check_image_name
 
 #: Most vertices one shape may have; longer polygons / polylines are a GeometryError.
@@ -137,7 +137,7 @@ def json_object(value: Any, file: str, path: list[str | int], what: str) -> dict
     """``value`` when it is a JSON object, else a FormatError at ``path`` naming ``what``."""
     if not isinstance(value, dict):
         raise FormatError(
-            f"{what} must be a JSON object, got {type(value).__name__}",
+            f"{what} must be a JSON object, got {json_type(value)}",
             file=file,
             where=json_path(path),
         )
@@ -150,6 +150,8 @@ def image_name(name: Any, file: str, path: list[str | int], seen: set[str]) -> s
         raise FormatError("missing or empty file name", file=file, where=json_path(path))
     key = check_image_name(name, file=file, path=path)
     if key in seen:
-        raise FormatError(f"image {name!r} is listed twice", file=file, where=json_path(path))
+        raise FormatError(
+            f"image {json_text(name, 80)} is listed twice", file=file, where=json_path(path)
+        )
     seen.add(key)
     return name

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -29,7 +30,7 @@ from numpy.typing import NDArray
 
 from microprep.errors import FormatError, GeometryError, InputError
 from microprep.model import Shape, ShapeKind
-from microprep.readers.jsonsafe import MAX_COORDINATE, coordinate
+from microprep.readers.jsonsafe import MAX_COORDINATE, coordinate, json_type
 from microprep.readers.via.regions import MAX_VERTICES, Place
 
 #: Fewest vertices a shape of each vertex kind needs.
@@ -78,7 +79,7 @@ def number(
     if value is None:
         if default is not None and key not in mapping:
             return default
-        raise place.error(FormatError, f"missing number {key!r}", part, [key])
+        raise place.error(FormatError, f"missing number {json.dumps(key)}", part, [key])
     if type(value) in _NUMBER_TYPES and -MAX_COORDINATE <= value <= MAX_COORDINATE:
         return float(value)
     try:
@@ -110,7 +111,7 @@ def _xy_lists(sa: dict[str, Any], place: Place, *, closed: bool) -> NDArray[np.f
     xs, ys = sa.get("all_points_x"), sa.get("all_points_y")
     if type(xs) is not list or type(ys) is not list:
         key, bad = ("all_points_x", xs) if type(xs) is not list else ("all_points_y", ys)
-        got = "missing" if bad is None else f"a {type(bad).__name__}"
+        got = "missing" if bad is None else json_type(bad)
         raise place.error(
             FormatError, f"{key} must be a list of numbers ({got})", "shape_attributes", [key]
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from microprep.errors import ImageFileError, UsageError
 from microprep.paths import safe_join
 from microprep.readers.image_sizes import header_size
+from microprep.readers.jsonsafe import json_text
 from microprep.readers.options import ReadOptions
 from microprep.readers.via.regions import ViaImage
 
@@ -36,7 +37,7 @@ def image_size(root: Path, name: str) -> tuple[int, int]:
         raise ImageFileError(
             f"image size {width}x{height} is empty",
             file=safe_join(root, name),
-            where=f"image {name!r}",
+            where=f"image {json_text(name, 80)}",
         )
     return width, height
 

@@ -21,7 +21,7 @@ import json
 from typing import Any, Final
 
 from microprep.errors import FormatError
-from microprep.readers.jsonsafe import json_path
+from microprep.readers.jsonsafe import json_path, json_text
 from microprep.readers.via.regions import AttrDecl, ViaImage, ViaRegion, image_name, json_object
 
 #: VIA 3 attribute types (``_VIA_ATTRIBUTE_TYPE``): 1 text, 2 checkbox, 3 radio, 4 select, 5 image.
@@ -108,7 +108,7 @@ def parse_via3(
                 other += 1
                 continue
             raise FormatError(
-                f"metadata of unknown view {str(vid)[:40]!r}",
+                f"metadata of unknown view {json_text(vid)}",
                 file=file,
                 where=json_path(["metadata", mid, "vid"]),
             )
@@ -122,6 +122,6 @@ def parse_via3(
     if other:
         warnings.append(
             f"{file}: {other} metadata entries that are not spatial regions of an image "
-            "(temporal segments, skipped views) were skipped"
+            "(file attributes, temporal segments, skipped views) were skipped"
         )
     return images, regions, decls

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from microprep.errors import FormatError, GeometryError
 from microprep.model import Shape, ShapeKind
+from microprep.readers.jsonsafe import describe
 from microprep.readers.via.regions import MAX_VERTICES, Place
 from microprep.readers.via.shapes import MIN_POINTS, bad_item, check_positive, in_range, too_few
 
@@ -71,7 +72,9 @@ def via3_shape(
     if type(sid) is float and sid.is_integer():
         sid = int(sid)
     if type(sid) is not int:
-        raise place.error(FormatError, f"shape id {str(sid)[:40]!r} is not an integer", "xy", [0])
+        raise place.error(
+            FormatError, f"the shape id must be an integer, got {describe(sid)}", "xy", [0]
+        )
     if sid not in VIA3_SHAPES:
         return None
     name = VIA3_SHAPES[sid]
