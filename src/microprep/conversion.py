@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -23,10 +22,9 @@ from tqdm import tqdm
 from microprep.classes import ClassOptions, apply_classes, region_warning
 from microprep.errors import ImageFileError, UsageError
 from microprep.exports import Sink, SinkFactory
-from microprep.images import load_image
+from microprep.imagefiles import FolderImages, ImageSource, find_images, image_names, node_names
 from microprep.model import AnnotatedImage, AnnotationSet
 from microprep.outputs import atomic_output
-from microprep.paths import safe_join
 from microprep.precheck import check_beside_worthwhile, checked, checks_beside
 from microprep.readers import ReadOptions, read_annotations
 from microprep.targets import RasterOptions, Targets, build_targets, build_volume_targets
@@ -37,7 +35,6 @@ log = logging.getLogger(__name__)
 OUTPUT_KINDS = ("zarr", "masks", "onehot", "coco", "yolo")
 #: Name of the store inside the output folder when ``--to`` also asks for file exports.
 STORE_NAME = "dataset.zarr"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +42,9 @@ class ConvertOptions:
     """What ``convert`` writes and how.
 
     ``to``: output kinds (see :data:`OUTPUT_KINDS`). ``images``: folder of the image files, by
-    their names in the export (needed for pixels in the store). ``volume``: stack every image
+    their names in the export (needed for pixels in the store); None: for CVAT exports, the
+    ``images/`` folder CVAT writes beside the annotations or into the export archive, if there is
+    one (see :mod:`microprep.imagefiles`). ``volume``: stack every image
     (frames of a track export: slices) into one ``(Z, H, W)`` volume. ``skip_missing``: leave out
     images whose file is missing instead of failing. ``raster``: line width / point radius.
     ``format``: reader to use (detected when None). ``repair``: apply the documented repairs
@@ -83,6 +82,7 @@ class ConvertSummary:
     pixels_per_class: list[int] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
     missing_images: list[str] = field(default_factory=list)
+    images_from: str | None = None
     repairs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -95,46 +95,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _natural_key(name: str) -> list[object]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def image_files(folder: Path) -> list[str]:
-    """Image files under ``folder`` (relative POSIX names), in natural order (2 before 10)."""
-    names = [
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    return sorted(names, key=_natural_key)
-
-
-def image_names(annotations: AnnotationSet, folder: Path | None) -> list[str]:
-    """The file name of every image of ``annotations``, in order.
-
-    Images keep their names from the export. Frames of a track export (named
-    ``frame_000000``... by the reader) take the name of the image file they come from when an
-    image folder is given: frame ``f`` is the ``(f - start_frame) // step``-th image file of
-    ``folder`` in natural order (``slice_2.png`` before ``slice_10.png``).
-    """
-    stack = annotations.stack
-    if stack is None or folder is None:
-        return [image.name for image in annotations.images]
-    files = image_files(folder)
-    names = []
-    for image in annotations.images:
-        frame = image.frame if image.frame is not None else 0
-        index = stack.relative(frame)
-        if not 0 <= index < len(files):
-            raise ImageFileError(
-                f"frame {frame} is image #{index} of the stack, but {folder} holds "
-                f"{len(files)} image files",
-                file=annotations.source,
-            )
-        names.append(files[index])
-    return names
 
 
 def _sinks(
@@ -172,39 +132,48 @@ def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
     return tuple(k for k in OUTPUT_KINDS if k in kinds)
 
 
-def _missing(names: list[str], folder: Path, skip_missing: bool, source: Path) -> set[str]:
+def _missing(names: list[str], folder: ImageSource, skip_missing: bool, source: Path) -> set[str]:
     """Names whose image file is missing (an error unless ``skip_missing``)."""
-    missing = {name for name in names if not safe_join(folder, name).is_file()}
+    missing = {name for name in names if not folder.is_file(name)}
     if missing and not skip_missing:
         first = next(name for name in names if name in missing)
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise ImageFileError(
-            f"image file {first!r}{more} not found in {folder} "
+            f"image file {first!r}{more} not found in {folder.label} "
             "(--skip-missing leaves such images out)",
             file=source,
         )
     return missing
 
 
+def _image_source(export: Path, options: ConvertOptions, fmt: str) -> ImageSource | None:
+    """``--images``, else the images CVAT lays out beside (or inside) a CVAT export."""
+    if options.images is not None:
+        return FolderImages(options.images)
+    return find_images(export) if fmt.startswith("cvat") else None
+
+
 def _items(
-    annotations: AnnotationSet, names: list[str], missing: set[str], volume: bool
-) -> Iterator[list[AnnotatedImage]]:
-    """Stream the images (renamed, missing ones left out) one by one, or all as one volume."""
+    annotations: AnnotationSet, files: list[str], nodes: list[str], missing: set[str], volume: bool
+) -> Iterator[list[tuple[AnnotatedImage, str]]]:
+    """Stream the images (named after their nodes, missing files left out) with their file
+    names, one by one, or all as one volume."""
     renamed = (
-        AnnotatedImage(replace(item.image, name=name), item.shapes)
-        for item, name in zip(annotations, names, strict=True)
-        if name not in missing
+        (AnnotatedImage(replace(item.image, name=node), item.shapes), file)
+        for item, file, node in zip(annotations, files, nodes, strict=True)
+        if file not in missing
     )
     if volume:
         yield list(renamed)
     else:
-        yield from ([item] for item in renamed)
+        yield from ([pair] for pair in renamed)
 
 
-def _load_pixels(folder: Path, images: Sequence[AnnotatedImage]) -> NDArray[np.generic]:
+def _load_pixels(
+    source: ImageSource, group: Sequence[tuple[AnnotatedImage, str]]
+) -> NDArray[np.generic]:
     planes = [
-        load_image(folder, item.image.name, expected=(item.image.width, item.image.height))
-        for item in images
+        source.load(file, expected=(item.image.width, item.image.height)) for item, file in group
     ]
     return planes[0] if len(planes) == 1 else np.stack(planes)
 
@@ -244,32 +213,37 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         warnings=list(annotations.warnings),
         repairs=repairs,
     )
-    names = image_names(annotations, options.images)
-    missing: set[str] = set()
-    if options.images is not None:
-        missing = _missing(names, options.images, options.skip_missing, export)
-        summary.missing_images = [name for name in names if name in missing]
-    if options.volume and len(missing) == len(names):
-        raise UsageError(f"{export}: no images to stack into a volume")
-    provenance: dict[str, Any] = {
-        "source": export.name,
-        "sha256": sha256(export),
-        "source_format": annotations.format,
-        "options": {
-            "to": list(kinds),
-            "volume": options.volume,
-            "line_width": options.raster.line_width,
-            "point_radius": options.raster.point_radius,
-            "images": options.images is not None,
-        },
-        "class_mapping": (
-            options.classes.provenance(raw_labels) if options.classes.active else None
-        ),
-    }
     counts = np.zeros(annotations.labels.num_classes, dtype=np.int64)
     regions = annotations.labels.names_with_role("region")
     no_region: list[str] = []
     with ExitStack() as stack:
+        source = _image_source(export, options, annotations.format)
+        if source is not None:
+            stack.enter_context(source)
+            summary.images_from = source.label
+        names = image_names(annotations, source)
+        nodes = node_names(annotations, names, source)
+        missing: set[str] = set()
+        if source is not None:
+            missing = _missing(names, source, options.skip_missing, export)
+            summary.missing_images = [name for name in names if name in missing]
+        if options.volume and len(missing) == len(names):
+            raise UsageError(f"{export}: no images to stack into a volume")
+        provenance: dict[str, Any] = {
+            "source": export.name,
+            "sha256": sha256(export),
+            "source_format": annotations.format,
+            "options": {
+                "to": list(kinds),
+                "volume": options.volume,
+                "line_width": options.raster.line_width,
+                "point_radius": options.raster.point_radius,
+                "images": source is not None,
+            },
+            "class_mapping": (
+                options.classes.provenance(raw_labels) if options.classes.active else None
+            ),
+        }
         wait_for_checks = (
             stack.enter_context(
                 checks_beside(export, options.format, options.read, classes=options.classes)
@@ -280,7 +254,7 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         tmp = stack.enter_context(atomic_output(out))
         sinks = _sinks(tmp, kinds, annotations, provenance)
         total = 1 if options.volume else len(names) - len(missing)
-        groups = _items(annotations, names, missing, options.volume)
+        groups = _items(annotations, names, nodes, missing, options.volume)
         for group in tqdm(
             groups,
             desc="converting",
@@ -288,17 +262,18 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             total=total,
             disable=None if options.progress else True,
         ):
-            targets = _targets(group, annotations, options)
-            pixels = _load_pixels(options.images, group) if options.images else None
+            items = [item for item, _ in group]
+            targets = _targets(items, annotations, options)
+            pixels = _load_pixels(source, group) if source is not None else None
             for sink in sinks:
                 sink.add(targets, pixels)
             no_region += [
                 item.image.name
-                for item in group
+                for item in items
                 if regions and not any(s.label in regions for s in item.shapes)
             ]
-            summary.images += len(group)
-            summary.shapes += sum(len(item.shapes) for item in group)
+            summary.images += len(items)
+            summary.shapes += sum(len(item.shapes) for item in items)
             summary.objects += len(targets.instances)
             summary.skipped_objects += targets.skipped
             counts += np.bincount(targets.class_map.ravel(), minlength=counts.size)[: counts.size]

@@ -47,9 +47,10 @@ Example:
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import tifffile
@@ -96,8 +97,30 @@ def read_image(path: Path) -> NDArray[Any]:
     except OSError as exc:
         raise ImageFileError(f"cannot open the file: {exc.strerror or exc}", file=path) from exc
     if head[:4] in _TIFF_SIGNATURES:
-        return _read_tiff(path)
-    return _read_pillow(path, head)
+        return _read_tiff(path, path)
+    return _read_pillow(path, head, path)
+
+
+def decode_image(data: bytes, *, file: str | Path) -> NDArray[Any]:
+    """Decode an image file held in memory (a member of an archive), as :func:`read_image` does.
+
+    ``file`` names the image in errors.
+
+    Raises:
+        ImageFileError: the bytes are not an image that can be returned without losing data.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buffer = io.BytesIO()
+        >>> Image.new("L", (6, 4)).save(buffer, format="PNG")
+        >>> decode_image(buffer.getvalue(), file="a.zip:images/a.png").shape
+        (4, 6)
+    """
+    stream = io.BytesIO(data)
+    if data[:4] in _TIFF_SIGNATURES:
+        return _read_tiff(stream, file)
+    return _read_pillow(stream, data[:32], file)
 
 
 def load_image(root: Path, name: str, *, expected: tuple[int, int] | None = None) -> NDArray[Any]:
@@ -135,21 +158,29 @@ def load_image(root: Path, name: str, *, expected: tuple[int, int] | None = None
     except ImageFileError as exc:
         raise ImageFileError(exc.message, file=path, where=where) from exc
     if expected is not None:
-        width, height = int(pixels.shape[1]), int(pixels.shape[0])
-        if (width, height) != (int(expected[0]), int(expected[1])):
-            raise ImageFileError(
-                f"the file is {width}x{height} pixels (width x height) but the annotations "
-                f"say {expected[0]}x{expected[1]}; is it the right image?",
-                file=path,
-                where=where,
-            )
+        check_size(pixels, expected, file=path, where=where)
     return pixels
 
 
-def _read_tiff(path: Path) -> NDArray[Any]:
-    """First page of a TIFF, channel-last, any sample type."""
+def check_size(
+    pixels: NDArray[Any], expected: tuple[int, int], *, file: str | Path, where: str
+) -> None:
+    """Raise ImageFileError (naming ``file`` and ``where``) when the pixels' ``(width, height)``
+    is not ``expected``."""
+    width, height = int(pixels.shape[1]), int(pixels.shape[0])
+    if (width, height) != (int(expected[0]), int(expected[1])):
+        raise ImageFileError(
+            f"the file is {width}x{height} pixels (width x height) but the annotations "
+            f"say {expected[0]}x{expected[1]}; is it the right image?",
+            file=file,
+            where=where,
+        )
+
+
+def _read_tiff(source: Path | BinaryIO, path: str | Path) -> NDArray[Any]:
+    """First page of a TIFF, channel-last, any sample type (``path`` names it in errors)."""
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(source) as tif:
             if not tif.pages:
                 raise ImageFileError("the TIFF holds no image", file=path)
             page = tif.pages[0]
@@ -175,7 +206,7 @@ def _read_tiff(path: Path) -> NDArray[Any]:
     return np.ascontiguousarray(arr)
 
 
-def _read_pillow(path: Path, head: bytes) -> NDArray[Any]:
+def _read_pillow(source: Path | BinaryIO, head: bytes, path: str | Path) -> NDArray[Any]:
     """First frame of a Pillow-readable file, converted as the module docstring says."""
     if head[:8] == _PNG_SIGNATURE and len(head) >= 26:
         bit_depth, colour_type = head[24], head[25]
@@ -186,7 +217,7 @@ def _read_pillow(path: Path, head: bytes) -> NDArray[Any]:
                 file=path,
             )
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img.load()
             return _pillow_to_array(img)
     except Image.DecompressionBombError as exc:

@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from microprep.archive import annotations_size
 from microprep.classes import ClassOptions, apply_classes
 from microprep.errors import ValidationError
 from microprep.model import AnnotationSet
@@ -57,8 +58,9 @@ def checked(annotations: AnnotationSet, *, repair: bool) -> tuple[AnnotationSet,
 
 
 def check_beside_worthwhile(export: Path) -> bool:
-    """True when checking in a second process pays: a large export and more than one core."""
-    return (os.cpu_count() or 1) > 1 and export.stat().st_size >= PARALLEL_CHECK_BYTES
+    """True when checking in a second process pays: a large export (for an archive, its
+    annotations member) and more than one core."""
+    return (os.cpu_count() or 1) > 1 and annotations_size(export) >= PARALLEL_CHECK_BYTES
 
 
 def _check_file(

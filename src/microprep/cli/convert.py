@@ -45,7 +45,8 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
 @click.option(
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of the image files (by their names in the export); stores their pixels.",
+    help="Folder of the image files (by their names in the export); stores their pixels "
+    "(default for CVAT exports: the images/ folder beside the export or in its archive).",
 )
 @reader_options
 @click.option(
@@ -97,9 +98,12 @@ def convert_command(
 ) -> None:
     """Convert an annotation EXPORT into class maps, one-hot masks, boxes and instance masks.
 
+    EXPORT is an export file, or a CVAT export archive (.zip, read without extracting it).
+
     \b
     Examples:
       prep convert annotations.xml --images micrographs --out dataset.zarr
+      prep convert task_export.zip --out dataset.zarr
       prep convert annotations.xml --to masks,coco,yolo --out exports/
       prep convert stack.xml --images slices --volume --out volume.zarr
       prep convert export.ndjson --classes classes.txt --map Void=bubble --ignore unsure -o d.zarr

@@ -18,6 +18,10 @@ def print_convert_summary(summary: ConvertSummary) -> None:
         f"{summary.shapes} shapes -> {summary.objects} objects{skipped} "
         f"in {summary.seconds:.2f} s"
     )
+    if summary.images_from is not None:
+        click.echo(f"  images from {summary.images_from}")
+    else:
+        click.echo("  no image files: targets only (--images DIR stores the pixels)")
     total = sum(summary.pixels_per_class) or 1
     width = max(len(name) for name in summary.classes)
     click.echo(f"  {'class':>5}  {'name':<{width}}  {'pixels':>12}  {'share':>7}")

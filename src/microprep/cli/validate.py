@@ -49,7 +49,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 @click.option(
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of the image files: checks that each exists and has the export's size.",
+    help="Folder of the image files: checks that each exists and has the export's size "
+    "(default for CVAT exports: the images/ folder beside the export or in its archive).",
 )
 @reader_options
 @click.option(
@@ -101,6 +102,7 @@ def validate_command(
       prep validate via.json --format via --size 512x512 --label-attribute class
     """
     from microprep.classes import apply_classes, images_without_region, region_warning
+    from microprep.imagefiles import FolderImages, ImageSource, find_images
     from microprep.readers import ReadOptions, read_annotations
     from microprep.validate import ValidateOptions, validate
 
@@ -116,13 +118,23 @@ def validate_command(
         ),
     )
     annotations = apply_classes(annotations, classes)
-    report = validate(annotations, ValidateOptions(images=images, iou_threshold=iou))
+    source: ImageSource | None = FolderImages(images) if images is not None else None
+    if source is None and annotations.format.startswith("cvat"):
+        source = find_images(export)  # the images/ CVAT writes beside or into its export
+    try:
+        report = validate(annotations, ValidateOptions(images=source, iou_threshold=iou))
+    finally:
+        if source is not None:
+            source.close()
     if json_path is not None:
-        write_json(json_path, report.to_json())
+        data = report.to_json()
+        data["images_from"] = None if source is None else source.label
+        write_json(json_path, data)
     click.echo(
         f"{export.name} ({report.format}): {len(report.images)} images, "
         f"{len(report.shapes)} shapes, checked in {time.perf_counter() - start:.2f} s"
     )
+    click.echo(f"images from {source.label}" if source is not None else "no image files checked")
     click.echo(
         report.format_table(
             max_per_code=max_rows or None,

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from microprep.archive import is_archive
 from microprep.errors import FormatError, UsageError
 from microprep.model import AnnotationSet
 from microprep.readers import cvat, labelbox, via
@@ -59,6 +60,8 @@ READERS: dict[str, tuple[DetectFn, ReadFn]] = {
 def detect_format(path: str | Path) -> str:
     """The name of the first format in :data:`READERS` whose ``detect`` accepts ``path``.
 
+    A zip archive is a CVAT export archive (the only archives read).
+
     Raises:
         FormatError: the file does not exist, is a folder, or no format matches (the message
             lists the formats tried).
@@ -68,6 +71,10 @@ def detect_format(path: str | Path) -> str:
         raise FormatError("annotation file not found", file=path)
     if path.is_dir():
         raise FormatError("is a folder; expected an annotation export file", file=path)
+    if is_archive(path):
+        # CVAT export archives are the archives read; its reader reports what is wrong with one.
+        logger.debug("%s is a zip archive: read as a CVAT export", path)
+        return "cvat"
     for name, (detect, _) in READERS.items():
         if detect(path):
             logger.debug("%s detected as %s", path, name)

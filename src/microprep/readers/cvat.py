@@ -31,7 +31,12 @@ Rules:
   export" and is refused with :class:`~microprep.errors.FormatError`.
 * ``Shape.order`` numbers the shapes kept, over the whole file, in file order.
 * Image sides must be integers in ``1..MAX_IMAGE_SIDE``; masks must lie inside their image.
-  Image names must be relative paths without ``..`` and unique; image ids unique.
+  Image names must be relative paths without ``..``; names and ids unique within a subset
+  (project exports number and name the images of each subset, or task, on their own);
+  subset names are plain folder names.
+* Zip archives (CVAT's export downloads) are read in place: the member ``annotations.xml`` is
+  streamed from the archive, which is checked first (see :mod:`microprep.archive`); errors name
+  ``ARCHIVE:annotations.xml``.
 * Boxes need ``xbr > xtl`` and ``ybr > ytl`` (never flipped), ellipses positive radii, polygons
   3 points, polylines 2; NaN or infinite numbers are a GeometryError, unparseable ones a
   FormatError.
@@ -67,13 +72,15 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import BinaryIO, cast
 
 from lxml import etree
 
-from microprep.errors import FormatError
+from microprep.archive import ANNOTATIONS_MEMBER, is_archive, open_archive
+from microprep.errors import FormatError, InputError, UnsafeInputError
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap, LabelSpec, Shape
 from microprep.paths import check_relative_name
 from microprep.readers.cvat_meta import CvatMeta, parse_meta, parse_side
@@ -94,16 +101,60 @@ _VERSION_RE = re.compile(r"<version>\s*1\.1\s*</version>")
 _META_RE = re.compile(r"<meta[\s/>]")
 
 
+@dataclass(frozen=True, slots=True)
+class _XmlSource:
+    """Where the XML is: ``file`` names it in errors; ``opener`` opens an archive's member."""
+
+    file: str
+    opener: Callable[[], BinaryIO] | None = None
+
+
+def _xml_source(path: Path) -> _XmlSource:
+    """The annotations of ``path``: the file itself, or the ``annotations.xml`` of a zip archive.
+
+    Raises:
+        FormatError, UnsafeInputError: the archive is damaged or unsafe (see
+            :func:`microprep.archive.open_archive`), or holds no ``annotations.xml``.
+    """
+    if not is_archive(path):
+        return _XmlSource(str(path))
+    with open_archive(path) as archive:
+        member = archive.annotations
+        if member is None:
+            shown = ", ".join(repr(n) for n in archive.names()[:5]) or "nothing"
+            raise FormatError(
+                f"no {ANNOTATIONS_MEMBER} in the archive (a CVAT export holds it at the top; "
+                f"the archive holds {shown}{' ...' if len(archive.names()) > 5 else ''})",
+                file=path,
+                where=f"member {ANNOTATIONS_MEMBER!r}",
+            )
+        label = archive.label(member)
+
+    def opener() -> BinaryIO:
+        with open_archive(path) as again:
+            return again.open(member)
+
+    return _XmlSource(label, opener)
+
+
 def detect(path: Path) -> bool:
     """True when ``path`` looks like a CVAT XML 1.1 export (reads the first 4 KB only).
 
     The root element must be ``<annotations>`` with ``<version>1.1</version>`` or a ``<meta>``
-    child. Never raises: unreadable or non-CVAT files give False.
+    child; for a zip archive, that of its ``annotations.xml``. Never raises: unreadable or
+    non-CVAT files give False.
     """
     try:
-        with open(path, "rb") as stream:
-            head = stream.read(_SNIFF_BYTES)
-    except (OSError, ValueError):
+        if is_archive(path):
+            opener = _xml_source(path).opener
+            if opener is None:
+                return False
+            with opener() as stream:
+                head = stream.read(_SNIFF_BYTES)
+        else:
+            with open(path, "rb") as stream:
+                head = stream.read(_SNIFF_BYTES)
+    except (OSError, ValueError, InputError):
         return False
     root, rest = sniff_root(head)
     return root == "annotations" and bool(_VERSION_RE.search(rest) or _META_RE.search(rest))
@@ -123,7 +174,15 @@ def _read_image(
     image_id = None if raw_id is None else reader.integer(elem, "id", where)
     width = parse_side(elem.get("width"), "image width", file=file, line=line, where=where)
     height = parse_side(elem.get("height"), "image height", file=file, line=line, where=where)
-    info = ImageInfo(name, width, height, id=image_id, subset=elem.get("subset") or None)
+    subset = elem.get("subset") or None
+    if subset is not None and (
+        subset in (".", "..") or "/" in subset or "\\" in subset or "\x00" in subset
+    ):
+        raise UnsafeInputError(
+            f"subset name {subset[:80]!r} is not a plain folder name", file=file, line=line,
+            where=where,
+        )  # fmt: skip
+    info = ImageInfo(name, width, height, id=image_id, subset=subset)
     shapes: list[Shape] = []
     owner = f"image {name!r}"
     for child in elem:
@@ -134,12 +193,14 @@ def _read_image(
     return info, shapes, order
 
 
-def _iter_images(path: Path, fingerprint: tuple[int, int]) -> Iterator[AnnotatedImage]:
+def _iter_images(
+    path: Path, fingerprint: tuple[int, int], xml: _XmlSource
+) -> Iterator[AnnotatedImage]:
     """Second, streaming pass over a CVAT-for-images file: one AnnotatedImage per <image>."""
     check_unchanged(path, fingerprint)
-    reader = ShapeReader(str(path), decode_masks=True)
+    reader = ShapeReader(xml.file, decode_masks=True)
     order = 0
-    for elem in iter_root_children(path, root_tag="annotations"):
+    for elem in iter_root_children(xml.file, root_tag="annotations", opener=xml.opener):
         if elem.tag == "image":
             info, shapes, order = _read_image(elem, reader, order)
             yield AnnotatedImage(info, tuple(shapes))
@@ -152,21 +213,22 @@ def _iter_items(items: tuple[AnnotatedImage, ...]) -> Iterator[AnnotatedImage]:
 class _FirstPass:
     """The checking pass: label map, images (or frames), warnings."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, xml: _XmlSource) -> None:
         self.path = path
-        self.file = str(path)
+        self.xml = xml
+        self.file = xml.file
         self.reader = ShapeReader(self.file, decode_masks=False)
         self.meta = CvatMeta()
         self.warnings: list[str] = []
         self.order = 0
         self.unknown_top: Counter[str] = Counter()
         self.images: list[ImageInfo] = []
-        self.ids: set[int] = set()
-        self.names: set[str] = set()
+        self.ids: set[tuple[str | None, int]] = set()
+        self.names: set[tuple[str | None, str]] = set()
         self.video: VideoFrames | None = None
 
     def run(self) -> None:
-        for elem in iter_root_children(self.path, root_tag="annotations"):
+        for elem in iter_root_children(self.file, root_tag="annotations", opener=self.xml.opener):
             tag = elem.tag
             if tag == "version":
                 version = (elem.text or "").strip()
@@ -210,19 +272,24 @@ class _FirstPass:
     def _image(self, elem: etree._Element) -> None:
         info, _, self.order = _read_image(elem, self.reader, self.order)
         where = f"<image> {info.name!r}"
+        # Project exports number and name the images of each subset (task) on their own.
+        group = info.subset or elem.get("task_id") or None
+        within = (
+            f" in subset {info.subset!r}" if info.subset else f" in task {group}" if group else ""
+        )
         if info.id is not None:
-            if info.id in self.ids:
+            if (group, info.id) in self.ids:
                 raise FormatError(
-                    f"image id {info.id} is used twice",
+                    f"image id {info.id} is used twice{within}",
                     file=self.file,
                     line=line_of(elem),
                     where=where,
                 )
-            self.ids.add(info.id)
-        key = str(check_relative_name(info.name))
+            self.ids.add((group, info.id))
+        key = (group, str(check_relative_name(info.name)))
         if key in self.names:
             raise FormatError(
-                f"image name {info.name!r} is used twice",
+                f"image name {info.name!r} is used twice{within}",
                 file=self.file,
                 line=line_of(elem),
                 where=where,
@@ -272,7 +339,7 @@ def read_cvat(
     (image sizes, labels), so none of it is used.
 
     Args:
-        path: the ``annotations.xml`` file.
+        path: the ``annotations.xml`` file, or a zip archive holding it (a CVAT export).
         on_warning: called with each warning line (default: logged on this module's logger).
 
     Returns:
@@ -290,7 +357,8 @@ def read_cvat(
         fingerprint = file_fingerprint(path)
     except OSError:
         fingerprint = (-1, -1)  # the first pass reports why the file cannot be read
-    first = _FirstPass(path)
+    xml = _xml_source(path)
+    first = _FirstPass(path, xml)
     first.run()
     meta = first.meta
     if (
@@ -322,6 +390,6 @@ def read_cvat(
         format="cvat-images",
         labels=labels,
         images=tuple(first.images),
-        load=partial(_iter_images, path, fingerprint),
+        load=partial(_iter_images, path, fingerprint, xml),
         warnings=warnings,
     )

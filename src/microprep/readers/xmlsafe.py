@@ -31,7 +31,7 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -320,14 +320,20 @@ def _pull_events(stream: BinaryIO, state: _WalkState) -> Iterator[tuple[str, Any
 
 
 def iter_root_children(
-    path: str | Path, *, root_tag: str, max_depth: int = MAX_DEPTH
+    path: str | Path,
+    *,
+    root_tag: str,
+    max_depth: int = MAX_DEPTH,
+    opener: Callable[[], BinaryIO] | None = None,
 ) -> Iterator[etree._Element]:
     """Yield each complete child element of the root, in file order, then free it.
 
     Args:
-        path: the XML file.
+        path: the XML file (with ``opener``: the name errors give the stream).
         root_tag: the required name of the root element.
         max_depth: deepest element nesting accepted (root is depth 1).
+        opener: opens the XML as a seekable binary stream (a member of an archive, say);
+            None opens ``path``.
 
     Yields:
         Each child of the root once its end tag was read, with its whole subtree. The element is
@@ -340,7 +346,7 @@ def iter_root_children(
     """
     file = str(path)
     try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed by the with block below
+        stream = opener() if opener is not None else open(path, "rb")  # noqa: SIM115
     except FileNotFoundError as exc:
         raise InputError("file not found", file=file) from exc
     except IsADirectoryError as exc:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from microprep.imagefiles import ImageSource, as_source, image_keys
 from microprep.model import AnnotatedImage, AnnotationSet
 from microprep.validate.checks import Batch, geometry_findings, no_pixel_findings, outside_findings
 from microprep.validate.files import (
@@ -68,7 +69,8 @@ class ValidateOptions:
     """What :func:`validate` checks beyond the export itself.
 
     Args:
-        images: folder of the image files (by their names in the export); None: no file checks.
+        images: folder of the image files (by their names in the export), or an image source
+            (see :mod:`microprep.imagefiles`); None: no file checks.
         iou_threshold: report pairs of objects whose IoU is above this (``overlapping-objects``).
         max_vertices: the most vertices a shape may have (``too-many-vertices``); polygons above
             it get no geometry checks.
@@ -76,7 +78,7 @@ class ValidateOptions:
         schemas: folder holding ``images.yaml`` and ``shapes.yaml``; None: the shipped ones.
     """
 
-    images: Path | None = None
+    images: Path | ImageSource | None = None
     iou_threshold: float = 0.5
     max_vertices: int = 10_000
     check_overlaps: bool = True
@@ -92,10 +94,12 @@ class _Run:
             Finding("warning", "reader-warning", w) for w in annotations.warnings
         ]
         self.files: list[str] | None = None
-        if options.images is not None:
-            self.files, found = file_names(annotations, options.images)
+        self.source = as_source(options.images)
+        if self.source is not None:
+            self.files, found = file_names(annotations, self.source)
             self.findings.extend(found)
         self.images: dict[str, list[Any]] = {c: [] for c in IMAGE_COLUMNS}
+        self.keys = image_keys(annotations.images)  # unique: subset/name in project exports
         self.digests: list[str | None] = []
         self.used: Counter[str] = Counter()
         self.parts: list[dict[str, Any]] = []
@@ -105,11 +109,12 @@ class _Run:
 
     def add(self, position: int, item: AnnotatedImage) -> None:
         image = item.image
+        key = self.keys[position] if position < len(self.keys) else image.name
         row = self.images
         exists, fw, fh = None, None, None
-        if self.options.images is not None and self.files is not None:
+        if self.source is not None and self.files is not None:
             name = self.files[position] if position < len(self.files) else image.name
-            exists, fw, fh, finding = check_file(image, self.options.images, name)
+            exists, fw, fh, finding = check_file(image, self.source, name, key)
             if finding is not None:
                 self.findings.append(finding)
         for column, value in zip(
@@ -124,7 +129,7 @@ class _Run:
             self.used[s.label] += 1
             for e in s.elements:
                 self.used[e.label] += 1
-        self.batch.add(position, image.name, image.width, image.height, item.shapes)
+        self.batch.add(position, key, image.width, image.height, item.shapes)
         if len(self.batch.shapes) >= BATCH_SHAPES:
             self.flush()
 
@@ -172,7 +177,7 @@ def validate(annotations: AnnotationSet, options: ValidateOptions = ValidateOpti
     findings.extend(label_findings(annotations.labels, run.used))
     findings.extend(
         export_findings(
-            run.images["name"], run.digests, run.images["n_shapes"], annotations.stack is not None
+            run.keys, run.digests, run.images["n_shapes"], annotations.stack is not None
         )
     )
     findings.extend(schema_findings("images", images, schemas["images"]))

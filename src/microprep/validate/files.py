@@ -9,7 +9,7 @@ unused-label                info     a declared label that no shape uses
 duplicate-image-name        error    two images of the export have the same name
 identical-shapes            warning  an image carries exactly the shapes of an earlier one
 images-without-shapes       info     images with no shape (one finding, counted)
-missing-image-file          error    ``--images`` has no file for the image
+missing-image-file          error    the images (``--images``, or found) have no file for it
 image-size-mismatch         error    the export's size differs from the file's
 unreadable-image-file       error    the file's header cannot be read
 unsafe-image-name           error    the image name escapes the image folder
@@ -36,14 +36,15 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import tifffile
 from PIL import Image
 
 from microprep.errors import ImageFileError, PrepError
+from microprep.imagefiles import ImageSource, image_names
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap
-from microprep.paths import safe_join
 from microprep.validate.report import Finding
 
 logger = logging.getLogger(__name__)
@@ -53,14 +54,17 @@ _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _NAMES_SHOWN = 5
 
 
-def read_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of an image file from its header only.
+def read_size(path: Path | BinaryIO) -> tuple[int, int]:
+    """``(width, height)`` of an image file (or a seekable stream of one) from its header only.
 
     Raises:
         OSError: the file cannot be opened or its header is not an image header.
     """
-    with path.open("rb") as fh:
-        head = fh.read(4)
+    if isinstance(path, Path):
+        with path.open("rb") as fh:
+            return read_size(fh)
+    head = path.read(4)
+    path.seek(0)
     if head in _TIFF_SIGNATURES:
         try:
             with tifffile.TiffFile(path) as tif:
@@ -72,12 +76,12 @@ def read_size(path: Path) -> tuple[int, int]:
         return int(img.size[0]), int(img.size[1])
 
 
-def file_names(annotations: AnnotationSet, folder: Path) -> tuple[list[str] | None, list[Finding]]:
-    """The file name of every image (frames of a stack: the folder's files in natural order,
-    as ``prep convert`` maps them); None and an ``image-files-mismatch`` error when a frame has
-    no file (the files are then not checked one by one)."""
-    from microprep.conversion import image_names
-
+def file_names(
+    annotations: AnnotationSet, folder: ImageSource
+) -> tuple[list[str] | None, list[Finding]]:
+    """The file name of every image, as ``prep convert`` maps them (see
+    :func:`microprep.imagefiles.image_names`); None and an ``image-files-mismatch`` error when a
+    frame has no file (the files are then not checked one by one)."""
     try:
         return image_names(annotations, folder), []
     except ImageFileError as exc:
@@ -85,31 +89,36 @@ def file_names(annotations: AnnotationSet, folder: Path) -> tuple[list[str] | No
 
 
 def check_file(
-    image: ImageInfo, folder: Path, file_name: str
+    image: ImageInfo, folder: ImageSource, file_name: str, name: str | None = None
 ) -> tuple[bool | None, int | None, int | None, Finding | None]:
-    """Look for the image's file: ``(exists, file_width, file_height, finding or None)``."""
+    """Look for the image's file: ``(exists, file_width, file_height, finding or None)``.
+
+    ``name`` names the image in findings (default: its name in the export).
+    """
+    name = image.name if name is None else name
     try:
-        path = safe_join(folder, file_name)
+        exists = folder.is_file(file_name)
     except PrepError as exc:
-        return None, None, None, Finding("error", "unsafe-image-name", str(exc), image.name)
-    if not path.is_file():
+        return None, None, None, Finding("error", "unsafe-image-name", str(exc), name)
+    if not exists:
         return False, None, None, Finding(
-            "error", "missing-image-file", f"no file {file_name!r} in {folder}", image.name,
+            "error", "missing-image-file", f"no file {file_name!r} in {folder.label}", name,
             details={"file": file_name},
         )  # fmt: skip
     try:
-        width, height = read_size(path)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        with folder.open(file_name) as stream:
+            width, height = read_size(stream)
+    except (OSError, ValueError, PrepError, Image.DecompressionBombError) as exc:
         return True, None, None, Finding(
             "error", "unreadable-image-file", f"cannot read the header of {file_name!r}: {exc}",
-            image.name, details={"file": file_name},
+            name, details={"file": file_name},
         )  # fmt: skip
     if (width, height) != (image.width, image.height):
         return True, width, height, Finding(
             "error", "image-size-mismatch",
             f"the export says {image.width}x{image.height}, the file {file_name!r} is "
             f"{width}x{height}",
-            image.name,
+            name,
             details={"export": [image.width, image.height], "file": [width, height]},
         )  # fmt: skip
     return True, width, height, None
