@@ -185,7 +185,12 @@ def test_split_by_subset(tmp_path: Path, capsys: Capture) -> None:
     ds = microprep.open_dataset(store)
     names = {n: ds.tree[n].attrs["name"] for n in ds.nodes}
     got = {split: [names[r["node"]] for r in regions] for split, regions in data["splits"].items()}
-    assert got == {"train": ["a.png", "d.png"], "val": ["b.png"], "test": ["c.png"]}
+    # a project export with several subsets names its nodes SUBSET/NAME
+    assert got == {
+        "train": ["Train/a.png", "training/d.png"],
+        "val": ["Validation/b.png"],
+        "test": ["Holdout/c.png"],
+    }
     assert data["by"] == "subset"
     assert data["fractions"] == {"val": 0.25, "test": 0.25}
     assert microprep.splits.load_splits(splits).by == "subset"
@@ -193,7 +198,7 @@ def test_split_by_subset(tmp_path: Path, capsys: Capture) -> None:
     # a subset that maps to nothing is an error naming the image and the subset
     assert main(args) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "image 'c.png'" in line and "subset 'Holdout' maps to no split" in line
+    assert "image 'Holdout/c.png'" in line and "subset 'Holdout' maps to no split" in line
     assert main([*args, "--subset-map", "Holdout=nowhere"]) == 2
     assert "'nowhere' is not a split" in capsys.readouterr().err
     assert main(["split", str(store), "--subset-map", "Holdout=test", "--out", str(splits)]) == 2
