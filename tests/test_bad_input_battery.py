@@ -123,8 +123,10 @@ VIA_CASES: dict[str, tuple[Callable[[], str], str]] = {
     "1e400": (lambda: via(f"[{region(poly('[1, 1e400, 9]', '[1, 5, 9]'))}]"), r"range"),
     "x y lengths": (lambda: via(f"[{region(poly('[1, 5, 9, 3]', '[1, 5, 9]'))}]"), r"all_points"),
     "fewer than 3 points": (lambda: via(f"[{region(poly('[1, 5]', '[1, 5]'))}]"), r"regions\[0\]"),
-    "bow-tie": (
-        lambda: via(f"[{region(poly('[2, 12, 12, 2]', '[2, 12, 2, 12]'))}]"),
+    "bow-tie with a lobe traced twice": (
+        lambda: via(
+            f"[{region(poly('[2, 7, 2, 2, 7, 12, 12, 7, 2]', '[2, 7, 12, 2, 7, 2, 12, 7, 12]'))}]"
+        ),
         r"a\.png.*self-intersection",
     ),
     "ellipse rx <= 0": (
