@@ -125,6 +125,7 @@ def test_a_polygon_whose_repair_changes_pixels_is_refused_then_repaired(
     assert "polygon-self-intersection" in err
     drawn = int(drawn_mask(RETRACED).sum())
     assert f"changes {50 - drawn} pixel(s)" in err and "--repair" in err
+    assert "traces part of itself twice in the same direction" in err
     assert not out.exists()
 
     assert main(["validate", str(export)]) == 2

@@ -95,12 +95,10 @@ def invalid_finding(
     )
     if change.compared:
         tail = (
-            f"and changes {change.changed} pixel(s) ({change.drawn} drawn, {change.repaired} "
+            f", and changes {change.changed} pixel(s) ({change.drawn} drawn, {change.repaired} "
             "repaired): use --repair"
         )
     else:
         details["window"] = list(change.window)
-        tail = f"its pixels were not compared ({too_large(change)}): use --repair"
-    return Finding(
-        "error", code, f"{head}; {made}; {tail}", image, shape.order, shape.label, details
-    )
+        tail = f"; its pixels were not compared ({too_large(change)}): use --repair"
+    return Finding("error", code, f"{head}; {made}{tail}", image, shape.order, shape.label, details)

@@ -7,6 +7,7 @@ real exports and says which one it sees:
   directions) on an image border line (``x = 0``, ``y = 0``, ``x = width``, ``y = height``):
   points clamped to the border, running back and forth along it;
 * the same elsewhere: zero-area spikes or runs back and forth along an edge;
+* an edge traced twice in the same direction (a lobe gone round twice);
 * otherwise, by shapely's reason: the ring touches itself (``Ring Self-intersection``) or the
   outline crosses itself (split into ``parts`` lobes by ``make_valid``).
 
@@ -63,6 +64,12 @@ def _borders(
     return names
 
 
+def _retraced(ring: NDArray[np.float64]) -> bool:
+    """True when an edge of the closed ``ring`` appears twice, in the same direction."""
+    edges = np.hstack((ring, np.roll(ring, -1, axis=0)))
+    return len(np.unique(edges, axis=0)) < len(edges)
+
+
 def describe_outline(
     points: NDArray[np.float64], reason: str, *, width: int, height: int, parts: int
 ) -> str:
@@ -88,6 +95,8 @@ def describe_outline(
                     borders
                 )
             return f"{len(back)} zero-area spike(s) or back-and-forth run(s)"
+        if _retraced(ring):
+            return "the outline traces part of itself twice in the same direction"
     if reason.startswith("Ring Self-intersection"):
         return "the ring touches itself"
     if parts > 1:
