@@ -133,7 +133,9 @@ def test_a_polygon_whose_repair_changes_pixels_is_refused_then_repaired(
     assert "harmless-invalid-polygon" in table and "use --repair" in table
 
     assert main(["convert", str(export), "--to", "masks", "--out", str(out), "--repair"]) == 0
-    assert "repaired" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "repaired: b.png: shape 1: polygon -> 2 polygons" in printed
+    assert "a.png: shape 0" not in printed  # the harmless spike is not repaired
     repaired = np.asarray(Image.open(out / "masks" / "b.png")) == 2
     assert repaired.sum() == 50  # both triangles, the twice-traced lobe filled
     harmless = np.asarray(Image.open(out / "masks" / "a.png")) == 2
