@@ -29,8 +29,15 @@ from microprep.validate import Finding, Report, ValidateOptions, repair, validat
 
 LABELS = LabelMap((LabelSpec("grain"), LabelSpec("pore")))
 BOWTIE = [[0.0, 0.0], [10.0, 10.0], [10.0, 0.0], [0.0, 10.0]]
-# a ring that touches itself at (0, 5): its valid form is the square with a keyhole-shaped hole
-KEYHOLE = [[0, 0], [10, 0], [10, 10], [0, 10], [0, 5], [3, 3], [7, 3], [7, 7], [3, 7], [0, 5]]
+# a bow-tie whose left lobe is traced twice: the even-odd fill leaves that lobe empty,
+# make_valid keeps it (its repair changes pixels)
+LOBES = [[0, 0], [5, 5], [0, 10], [0, 0], [5, 5], [10, 0], [10, 10], [5, 5], [0, 10]]
+# the outer square traced twice, then a loop touching it at (0, 5): make_valid gives the square
+# with a keyhole-shaped hole (78 px), the even-odd fill of the outline only the loop's 22 px
+KEYHOLE = [
+    [0, 0], [10, 0], [10, 10], [0, 10], [0, 0], [10, 0], [10, 10], [0, 10],
+    [0, 5], [3, 3], [7, 3], [7, 7], [3, 7], [0, 5],
+]  # fmt: skip
 
 
 def shp(kind: str, points: Sequence[Sequence[float]], order: int = 0, **kw: object) -> Shape:
@@ -80,22 +87,39 @@ def test_clean_set_has_no_findings_and_exit_0() -> None:
     assert report.format_table().endswith("0 error(s), 0 warning(s), 0 info")
 
 
-def test_bowtie_is_flagged_with_its_area_change() -> None:
+def test_bowtie_converts_as_drawn_since_its_repair_covers_the_same_pixels() -> None:
     report = validate(one(shp("polygon", BOWTIE, 7)))
+    assert report.errors == []
+    (f,) = found(report, "harmless-invalid-polygon")
+    assert (f.severity, f.image, f.shape, f.label) == ("warning", "a.png", 7, "grain")
+    assert f.details["area_before"] == 0.0  # the two triangles cancel in the shoelace sum
+    assert f.details["area_after"] == pytest.approx(50.0)
+    assert f.details["changed_pixels"] == 0
+    assert f.details["pixels"] == rasterize_shape(shp("polygon", BOWTIE), 32, 32).area
+    assert "crosses itself (2 lobes)" in f.message
+    assert f.message.endswith("converts as drawn")
+    assert report.exit_code(strict=False) == 0 and report.exit_code(strict=True) == 1
+    assert repair(one(shp("polygon", BOWTIE, 7)), report)[1] == []  # nothing to repair
+
+
+def test_a_repair_that_changes_pixels_is_an_error_naming_the_change() -> None:
+    report = validate(one(shp("polygon", LOBES, 7)))
     (f,) = report.errors
     assert (f.severity, f.code, f.image, f.shape, f.label) == (
         "error", "polygon-self-intersection", "a.png", 7, "grain",
     )  # fmt: skip
-    assert f.details["area_before"] == 0.0  # the two triangles cancel in the shoelace sum
     assert f.details["area_after"] == pytest.approx(50.0)
     assert f.details["parts"] == 2
-    assert "0 -> 50" in f.message
+    drawn = rasterize_shape(shp("polygon", LOBES), 32, 32).area
+    assert (f.details["pixels"], f.details["repaired_pixels"]) == (drawn, 50)
+    assert f.details["changed_pixels"] == 50 - drawn > 0  # the twice-traced lobe
+    assert f"changes {50 - drawn} pixel(s)" in f.message and "use --repair" in f.message
     assert report.exit_code(strict=False) == 2
 
 
 def test_bowtie_repair_keeps_both_triangles_in_one_group() -> None:
     other = shp("box", [[20, 20], [22, 22]], 1, group=4)
-    ds = one(shp("polygon", BOWTIE, 0), other)
+    ds = one(shp("polygon", LOBES, 0), other)
     report = validate(ds)
     fixed, repairs = repair(ds, report)
     shapes = next(iter(fixed)).shapes
@@ -107,13 +131,13 @@ def test_bowtie_repair_keeps_both_triangles_in_one_group() -> None:
     assert shapely.Polygon(BOWTIE).buffer(0).area == pytest.approx(25.0)  # what buffer(0) keeps
     (r,) = repairs
     assert (r.severity, r.code, r.shape) == ("info", "repaired-polygon-self-intersection", 0)
-    assert (r.details["area_before"], r.details["area_after"]) == (0.0, pytest.approx(50.0))
+    assert r.details["area_after"] == pytest.approx(50.0)
     assert validate(fixed).errors == []
     assert fixed.images == ds.images and fixed.labels is ds.labels
 
 
 def test_repair_keeps_an_existing_group() -> None:
-    ds = one(shp("polygon", BOWTIE, 0, group=3))
+    ds = one(shp("polygon", LOBES, 0, group=3))
     fixed, _ = repair(ds, validate(ds))
     assert {s.group for s in next(iter(fixed)).shapes} == {3}
 
@@ -128,7 +152,7 @@ def test_repair_of_a_ring_with_a_hole_makes_a_mask() -> None:
     (mask,) = next(iter(fixed)).shapes
     assert (mask.kind, mask.label, mask.order) == ("mask", "pore", 2)
     assert mask.points.tolist() == [[0, 0], [10, 10]]
-    valid = shapely.make_valid(shapely.Polygon(KEYHOLE))
+    valid = shapely.make_valid(shapely.Polygon(KEYHOLE[4:]))
     rings = [np.asarray(valid.exterior.coords)[:-1], np.asarray(valid.interiors[0].coords)[:-1]]
     np.testing.assert_array_equal(mask.bitmap, fill_rings(rings, 0, 0, 10, 10))
     assert r.details["kind"] == "mask"
@@ -374,7 +398,7 @@ def test_overlap_with_a_mask_uses_pixels() -> None:
 
 
 def test_report_json_table_and_exit_codes() -> None:
-    ds = one(shp("polygon", BOWTIE, 0), shp("box", [[28, 5], [40, 9]], 1))
+    ds = one(shp("polygon", LOBES, 0), shp("box", [[28, 5], [40, 9]], 1))
     report = validate(ds)
     data = json.loads(json.dumps(report.to_json()))
     assert data["summary"]["errors"] == 1 and data["summary"]["warnings"] == 1
@@ -397,7 +421,8 @@ def test_report_json_table_and_exit_codes() -> None:
 def test_repair_of_a_streaming_set_iterates_again(write_cvat: Callable[..., Path]) -> None:
     export = write_cvat(
         '<image id="0" name="a.png" width="32" height="24">'
-        '<polygon label="precipitate" points="0,0;10,10;10,0;0,10" z_order="0"/>'
+        '<polygon label="precipitate" points="0,0;5,5;0,10;0,0;5,5;10,0;10,10;5,5;0,10"'
+        ' z_order="0"/>'
         '<box label="bubble" xtl="20" ytl="2" xbr="25" ybr="8" z_order="0"/></image>'
     )
     ds = read_annotations(export)

@@ -18,10 +18,12 @@ from microprep.readers import read_annotations
 Capture = pytest.CaptureFixture[str]
 Prep = Callable[[Sequence[str]], int]
 
-BOWTIE = (
+# a bow-tie whose left lobe is traced twice: make_valid fills the lobe the drawn outline leaves
+# empty (even-odd), so its repair changes pixels
+RETRACED = (
     '<image id="0" name="a.png" width="32" height="24">'
-    '<polygon label="precipitate" occluded="0" source="manual" points="0,0;10,10;10,0;0,10"'
-    ' z_order="0"/></image>'
+    '<polygon label="precipitate" occluded="0" source="manual"'
+    ' points="0,0;5,5;0,10;0,0;5,5;10,0;10,10;5,5;0,10" z_order="0"/></image>'
 )
 UNDECLARED = (
     '<image id="0" name="a.png" width="32" height="24">'
@@ -62,7 +64,7 @@ def test_warnings_exit_0_or_1_with_strict(
 def test_errors_exit_2_and_the_json_report(
     prep: Prep, write_cvat: Callable[..., Path], tmp_path: Path, capsys: Capture
 ) -> None:
-    export = write_cvat(BOWTIE)
+    export = write_cvat(RETRACED)
     out_dir = tmp_path / "reports"
     out_dir.mkdir()
     report = out_dir / "report.json"

@@ -76,7 +76,12 @@ def fill_rings(
     else:
         starts = np.concatenate(rings)
         ends = np.concatenate([np.concatenate((ring[1:], ring[:1])) for ring in rings])
-    x0, y0, x1, y1 = starts[:, 0], starts[:, 1], ends[:, 0], ends[:, 1]
+    # each edge from its end of lower y, so an edge drawn there and back (a zero-area spike)
+    # gives the same crossings both ways and cancels exactly
+    up = ends[:, 1] < starts[:, 1]
+    lo_end = np.where(up[:, None], ends, starts)
+    hi_end = np.where(up[:, None], starts, ends)
+    x0, y0, x1, y1 = lo_end[:, 0], lo_end[:, 1], hi_end[:, 0], hi_end[:, 1]
     # rows whose centre (top + r + 0.5) lies in [min(y0, y1), max(y0, y1)), clipped to the crop
     ra = np.ceil(y0 - (top + 0.5))
     rb = np.ceil(y1 - (top + 0.5))

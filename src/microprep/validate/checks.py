@@ -12,8 +12,11 @@ too-many-vertices           error    more vertices than ``ValidateOptions.max_ve
 too-few-points              error    polygon with < 3 distinct points, polyline < 2, points 0
 reversed-box                error    box with ``x_max < x_min`` or ``y_max < y_min``
 zero-area                   error    polygon, box, ellipse or mask with no area
-polygon-self-intersection   error    polygon whose outline crosses or touches itself
-invalid-polygon             error    polygon invalid for another reason
+polygon-self-intersection   error    polygon whose outline crosses or touches itself, and
+                                     whose repair changes its pixels
+invalid-polygon             error    the same, invalid for another reason
+harmless-invalid-polygon    warning  an invalid polygon whose repair covers the same pixels: it
+                                     converts as drawn (see :mod:`.invalid`)
 duplicate-vertices          info     consecutive repeated vertices (polygons, polylines)
 partly-outside              warning  part of the shape lies outside its image
 wholly-outside              error    nothing of the shape lies inside its image (a wrong coordinate
@@ -25,9 +28,12 @@ Example:
     >>> import numpy as np
     >>> from microprep.model import Shape
     >>> bowtie = np.array([[0.0, 0.0], [10.0, 10.0], [10.0, 0.0], [0.0, 10.0]])
-    >>> batch = Batch.single("a.png", 16, 16, [Shape("polygon", "grain", bowtie)])
-    >>> [f.code for f in geometry_findings(batch, batch.measure(10_000))]
-    ['polygon-self-intersection']
+    >>> retraced = np.array([[2.0, 2], [12, 2], [12, 12], [2, 12], [2, 2], [12, 2], [12, 7],
+    ...                      [2, 7]])
+    >>> shapes = [Shape("polygon", "grain", bowtie), Shape("polygon", "grain", retraced)]
+    >>> batch = Batch.single("a.png", 16, 16, shapes)
+    >>> [(f.severity, f.code) for f in geometry_findings(batch, batch.measure(10_000))]
+    [('warning', 'harmless-invalid-polygon'), ('error', 'polygon-self-intersection')]
 """
 
 from __future__ import annotations
@@ -43,13 +49,12 @@ from numpy.typing import NDArray
 
 from microprep.model import Shape
 from microprep.targets.raster import rasterize_shape
-from microprep.validate.geometry import AREA_KINDS, Measures, measure, polygon_parts
+from microprep.validate.geometry import AREA_KINDS, Measures, measure
+from microprep.validate.invalid import compare_repairs, invalid_finding
 from microprep.validate.report import Finding, Severity
 
 logger = logging.getLogger(__name__)
 
-#: Polygon validity reasons (shapely) reported as ``polygon-self-intersection``.
-_SELF_INTERSECTION = ("Self-intersection", "Ring Self-intersection")
 #: Fewest distinct points per kind.
 _MIN_DISTINCT = {"polygon": 3, "polyline": 2, "points": 1}
 #: A valid shape is rasterized to look for covered pixels when area / perimeter is below this
@@ -86,8 +91,11 @@ class Batch:
         return batch
 
     def measure(self, max_vertices: int) -> Measures:
-        """:func:`~microprep.validate.geometry.measure` of the batch's shapes."""
-        return measure(self.shapes, max_vertices)
+        """:func:`~microprep.validate.geometry.measure` of the batch's shapes, with the pixel
+        comparison of the invalid polygons (:func:`~microprep.validate.invalid.compare_repairs`)."""
+        m = measure(self.shapes, max_vertices)
+        compare_repairs(m, self.shapes, self.heights, self.widths)
+        return m
 
 
 def _finding(
@@ -123,11 +131,13 @@ def geometry_findings(
     """
     out: list[Finding] = []
 
-    def emit(i: Any, severity: Severity, code: str, message: str, **details: Any) -> None:
-        finding = _invalid(batch, m, i) if code == "invalid" else None
-        out.append(finding or _finding(batch, i, severity, code, message, **details))
-        if error_rows is not None and severity == "error":
+    def add(i: Any, finding: Finding) -> None:
+        out.append(finding)
+        if error_rows is not None and finding.severity == "error":
             error_rows.append(int(i))
+
+    def emit(i: Any, severity: Severity, code: str, message: str, **details: Any) -> None:
+        add(i, _finding(batch, i, severity, code, message, **details))
 
     for i in np.flatnonzero(~m.finite):
         emit(i, "error", "non-finite", "has NaN or infinite coordinates")
@@ -160,8 +170,9 @@ def geometry_findings(
     for i in np.flatnonzero(ok & np.isin(m.kinds, ["ellipse", "mask"]) & (m.area == 0)):
         what = "radius is not positive" if m.kinds[i] == "ellipse" else "bitmap is empty"
         emit(i, "error", "zero-area", f"has zero area ({what})")
-    for i in np.flatnonzero(~m.valid & (m.fixed_area > 0)):
-        emit(i, "error", "invalid", "")
+    for k in np.flatnonzero(~m.valid & (m.fixed_area > 0)).tolist():
+        s = batch.shapes[k]
+        add(k, invalid_finding(m, k, s, batch.names[k], batch.heights[k], batch.widths[k]))
     for i in np.flatnonzero(ok & (m.duplicates > 0)):
         n = int(m.duplicates[i])
         emit(
@@ -172,23 +183,6 @@ def geometry_findings(
             duplicates=n,
         )
     return out
-
-
-def _invalid(batch: Batch, m: Measures, i: int | np.integer[Any]) -> Finding:
-    reason = str(m.reason[i])
-    code = (
-        "polygon-self-intersection" if reason.startswith(_SELF_INTERSECTION) else "invalid-polygon"
-    )
-    fixed = m.fixed[i]
-    parts = polygon_parts(fixed)
-    holes = sum(len(p.interiors) for p in parts)
-    before, after = float(m.shoelace[i]), float(m.fixed_area[i])
-    return _finding(
-        batch, i, "error", code,
-        f"is invalid ({reason}); make_valid gives {len(parts)} polygon(s) with {holes} hole(s), "
-        f"area {before:.6g} -> {after:.6g} px²",
-        reason=reason, parts=len(parts), holes=holes, area_before=before, area_after=after,
-    )  # fmt: skip
 
 
 def outside_findings(

@@ -53,7 +53,11 @@ class Measures:
     could be built (None elsewhere); ``valid`` is False only for polygons that shapely finds
     invalid, ``reason`` then says why and ``fixed`` / ``fixed_area`` hold ``make_valid``'s result;
     ``shoelace`` is the area shapely gives the polygon as drawn (self-intersections cancel);
-    ``duplicates`` counts consecutive repeated vertices (polygons: the closing one too).
+    ``duplicates`` counts consecutive repeated vertices (polygons: the closing one too);
+    ``pixels`` holds, for invalid polygons, what repairing them changes in their pixels (a
+    :class:`~microprep.validate.pixels.PixelChange`, filled by
+    :func:`~microprep.validate.invalid.compare_repairs`; None elsewhere). Invalid polygons whose
+    repair covers the same pixels get that repaired geometry in ``geoms``.
     """
 
     kinds: NDArray[Any]
@@ -70,6 +74,7 @@ class Measures:
     fixed_area: FloatArray
     shoelace: FloatArray
     duplicates: IntArray
+    pixels: NDArray[Any]
 
 
 def _reduce(
@@ -232,6 +237,7 @@ def measure(shapes: Sequence[Shape], max_vertices: int) -> Measures:
         fixed_area=fixed_area,
         shoelace=shoelace,
         duplicates=_duplicates(kinds, pts, starts, counts),
+        pixels=np.full(n, None, dtype=object),
     )
 
 

@@ -1,6 +1,8 @@
 """The documented repairs (docs/validate.md), applied to the shapes a report flags.
 
-* ``polygon-self-intersection`` / ``invalid-polygon``: repeated consecutive vertices are dropped,
+* ``polygon-self-intersection`` / ``invalid-polygon`` (invalid polygons whose repair changes
+  their pixels; ``harmless-invalid-polygon`` ones convert as drawn and are not touched):
+  repeated consecutive vertices are dropped,
   then ``shapely.make_valid`` (its default "linework" method, which keeps every face of a
   crossing outline: a bow-tie becomes its two triangles, nothing is lost as ``buffer(0)``
   would). The polygon parts of the result replace the shape:
@@ -26,8 +28,10 @@ Example:
     >>> import numpy as np
     >>> from microprep.model import AnnotatedImage, ImageInfo, LabelMap, LabelSpec, Shape
     >>> from microprep.validate import validate
-    >>> bowtie = np.array([[0.0, 0.0], [10.0, 10.0], [10.0, 0.0], [0.0, 10.0]])
-    >>> item = AnnotatedImage(ImageInfo("a.png", 16, 16), (Shape("polygon", "grain", bowtie),))
+    >>> # a bow-tie whose left lobe is traced twice: even-odd leaves it empty, make_valid fills it
+    >>> lobes = np.array([[0.0, 0], [5, 5], [0, 10], [0, 0], [5, 5], [10, 0], [10, 10], [5, 5],
+    ...                   [0, 10]])
+    >>> item = AnnotatedImage(ImageInfo("a.png", 16, 16), (Shape("polygon", "grain", lobes),))
     >>> ds = AnnotationSet.from_items([item], labels=LabelMap((LabelSpec("grain"),)))
     >>> fixed, done = repair(ds, validate(ds))
     >>> [(s.kind, s.group) for s in next(iter(fixed)).shapes], done[0].details["area_after"]
