@@ -247,10 +247,12 @@ def test_the_checks_see_the_mapped_export(
     from microprep.conversion import convert as convert_export
     from microprep.errors import ValidationError
 
+    # a bow-tie whose left lobe is traced twice: its repair changes pixels, so it is refused
     broken = (
-        '<polygon label="void" occluded="0" source="manual" points="0,0;4,4;4,0;0,4" z_order="0"/>'
+        '<polygon label="void" occluded="0" source="manual" z_order="0" '
+        'points="2,2;7,7;2,12;2,2;7,7;12,2;12,12;7,7;2,12"/>'
     )
-    image = '<image id="0" name="a.png" width="16" height="12">' + broken
+    image = '<image id="0" name="a.png" width="16" height="16">' + broken
     scene = write_cvat(
         image + _box("grain", 1, 1, 5, 5) + "</image>", labels=f"<labels>{LABELS}</labels>"
     )
