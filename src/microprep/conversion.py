@@ -205,7 +205,9 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         beside = not options.repair and check_beside_worthwhile(export)
     repairs: list[str] = []
     if not beside:
-        annotations, repairs = checked(annotations, repair=options.repair)
+        annotations, repairs = checked(
+            annotations, repair=options.repair, on_warning=warnings.append
+        )
     summary = ConvertSummary(
         source=export,
         format=annotations.format,
@@ -280,7 +282,7 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         for sink in sinks:
             sink.close()
         if wait_for_checks is not None:
-            wait_for_checks()  # errors leave the temporary output unswapped
+            warnings += wait_for_checks()  # errors leave the temporary output unswapped
     summary.pixels_per_class = counts.tolist()
     if (line := region_warning(no_region, annotations.labels)) is not None:
         summary.warnings.append(line)

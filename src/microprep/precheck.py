@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from microprep.archive import annotations_size
 from microprep.classes import ClassOptions, apply_classes
@@ -22,14 +23,24 @@ from microprep.errors import ValidationError
 from microprep.model import AnnotationSet
 from microprep.readers import ReadOptions, read_annotations
 
+if TYPE_CHECKING:
+    from microprep.validate.report import Report
+
 #: Exports at least this large are checked in a second process (when there are 2+ cores).
 PARALLEL_CHECK_BYTES = 2 * 1024 * 1024
 
 
-def checked(annotations: AnnotationSet, *, repair: bool) -> tuple[AnnotationSet, list[str]]:
+def checked(
+    annotations: AnnotationSet,
+    *,
+    repair: bool,
+    on_warning: Callable[[str], None] | None = None,
+) -> tuple[AnnotationSet, list[str]]:
     """Run the checks of ``prep validate``; refuse on errors, or repair what can be repaired.
 
-    Returns the (possibly repaired) set and one line per repair applied. Raises
+    Returns the (possibly repaired) set and one line per repair applied. Invalid polygons that
+    convert as drawn (their repair covers the same pixels) are reported to ``on_warning`` in
+    one counted line. Raises
     :class:`~microprep.errors.ValidationError` naming the first error when any remain.
     Image files are not checked here: ``convert`` checks them itself (see ``--skip-missing``).
     """
@@ -54,7 +65,24 @@ def checked(annotations: AnnotationSet, *, repair: bool) -> tuple[AnnotationSet,
             f"{annotations.source}: {place}: {first.code}: {first.message} "
             f"[{len(errors)} error(s) in all{hint}; 'prep validate' lists them]"
         )
+    if on_warning is not None and (line := _harmless_line(report)) is not None:
+        on_warning(line)
     return annotations, lines
+
+
+def _harmless_line(report: Report) -> str | None:
+    """One line for the invalid polygons that convert as drawn, naming the first."""
+    from microprep.validate.invalid import HARMLESS
+
+    found = [f for f in report.warnings if f.code == HARMLESS]
+    if not found:
+        return None
+    first = found[0]
+    return (
+        f"{len(found)} invalid polygon(s) converted as drawn, their repair covering the same "
+        f"pixels (first: image {first.image!r}, shape #{first.shape}: {first.message}); "
+        "'prep validate' lists them"
+    )
 
 
 def check_beside_worthwhile(export: Path) -> bool:
@@ -65,15 +93,16 @@ def check_beside_worthwhile(export: Path) -> bool:
 
 def _check_file(
     path: str, fmt: str | None, read: ReadOptions | None, classes: ClassOptions = ClassOptions()
-) -> str | None:
-    """In the second process: read, apply the class step and check; the error message, or
-    None when clean."""
+) -> tuple[str | None, list[str]]:
+    """In the second process: read, apply the class step and check; the error message (None
+    when clean) and the warning lines."""
     annotations = apply_classes(read_annotations(path, format=fmt, options=read), classes)
+    warnings: list[str] = []
     try:
-        checked(annotations, repair=False)
+        checked(annotations, repair=False, on_warning=warnings.append)
     except ValidationError as exc:
-        return str(exc)
-    return None
+        return str(exc), warnings
+    return None, warnings
 
 
 @contextmanager
@@ -83,17 +112,19 @@ def checks_beside(
     read: ReadOptions | None,
     *,
     classes: ClassOptions = ClassOptions(),
-) -> Iterator[Callable[[], None]]:
-    """Check ``export`` in a second process; the yielded function waits for the result and
-    raises :class:`~microprep.errors.ValidationError` when the export has errors."""
+) -> Iterator[Callable[[], list[str]]]:
+    """Check ``export`` in a second process; the yielded function waits for the result,
+    returns the warning lines, and raises :class:`~microprep.errors.ValidationError` when the
+    export has errors."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         future = pool.submit(_check_file, str(export), fmt, read, classes)
 
-        def wait() -> None:
-            message = future.result()
+        def wait() -> list[str]:
+            message, warnings = future.result()
             if message is not None:
                 raise ValidationError(message)
+            return warnings
 
         try:
             yield wait

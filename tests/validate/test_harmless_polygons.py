@@ -298,3 +298,16 @@ def test_a_spike_through_a_pixel_centre_draws_nothing() -> None:
     batch = Batch.single("a.png", 32, 32, [Shape("polygon", "grain", spiked)])
     (f,) = geometry_findings(batch, batch.measure(100))
     assert (f.code, f.details["changed_pixels"]) == ("harmless-invalid-polygon", 0)
+
+
+@pytest.mark.parametrize("beside", [False, True])
+def test_convert_reports_the_harmless_polygons_in_one_warning(
+    write_cvat: Callable[..., Path], tmp_path: Path, beside: bool
+) -> None:
+    from microprep.conversion import ConvertOptions, convert
+
+    export = write_cvat(export_xml({name: p for name, (p, _) in HARMLESS.items()}))
+    summary = convert(export, tmp_path / "d.zarr", ConvertOptions(check_beside=beside))
+    (line,) = [w for w in summary.warnings if "converted as drawn" in w]
+    assert line.startswith(f"{len(HARMLESS)} invalid polygon(s) converted as drawn")
+    assert "image 'clamped_top.png', shape #0" in line
