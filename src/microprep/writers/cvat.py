@@ -124,8 +124,8 @@ def _shape_xml(shape: OutShape, scored: set[str]) -> str:
             f'<mask {common} rle="{encode_cvat_rle(shape.bitmap)}" left="{shape.left}" '
             f'top="{shape.top}" width="{w}" height="{h}"{extra}>{body}</mask>'
         )
-    flat = np.asarray(shape.points, np.float64).reshape(-1)
-    text = ";".join(f"{flat[i]:.2f},{flat[i + 1]:.2f}" for i in range(0, flat.size, 2))
+    flat = np.asarray(shape.points, np.float64).reshape(-1).tolist()
+    text = ";".join(["%.2f,%.2f"] * (len(flat) // 2)) % tuple(flat)
     return f'<polygon {common} points="{text}"{extra}>{body}</polygon>'
 
 
