@@ -18,6 +18,7 @@ from microprep.cli.augment import augment_command
 from microprep.cli.convert import convert_command
 from microprep.cli.crop import crop_command
 from microprep.cli.evaluate import evaluate_command
+from microprep.cli.export import export_command
 from microprep.cli.info import info_command
 from microprep.cli.predict import predict_command
 from microprep.cli.preview import preview_command
@@ -69,6 +70,7 @@ cli.add_command(preview_command)
 cli.add_command(train_command)
 cli.add_command(predict_command)
 cli.add_command(evaluate_command)
+cli.add_command(export_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
