@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_convert.py [--quick] [--images 20] [--size 2048] [--repeat 3]
                                        [--baseline-repeat N] [--no-baseline] [--archive-only]
-                                       [--workdir DIR] [--keep] [--json OUT]
+                                       [--ome-zarr] [--workdir DIR] [--keep] [--json OUT]
 
 Steps:
 
@@ -21,8 +21,11 @@ Steps:
 4. zip the export as CVAT does (``annotations.xml`` at the top, deflated) and time
    ``convert STRESS.zip --to zarr``, read in place, beside the ``--to zarr`` run of the extracted
    file (``--archive-only`` runs just these two);
+   with ``--ome-zarr`` instead: write a smooth synthetic grayscale PNG per image and time
+   ``convert --images IMGS --to ome-zarr`` against ``--to zarr``, in turn;
 5. print a table and the goals: microprep ``masks,coco`` at least 20x faster than Datumaro and
-   under 500 MB peak memory; the archive within 1.1x of the extracted file. The exit status is 1
+   under 500 MB peak memory; the archive within 1.1x of the extracted file; ome-zarr within
+   1.5x of zarr (``--ome-zarr``). The exit status is 1
    when a goal fails or a microprep run fails.
 
 Every run is a fresh process started by a small wrapper, which reads the wall time around the
@@ -64,6 +67,8 @@ SPEEDUP_GOAL = 20.0
 MEMORY_GOAL_MB = 500.0
 #: The export as a zip archive converts within this factor of the extracted export.
 ARCHIVE_GOAL = 1.1
+#: ``--to ome-zarr`` (pyramids, label images) converts within this factor of ``--to zarr``.
+OME_ZARR_GOAL = 1.5
 
 #: Runs one command, then writes its wall time, peak RSS and exit status as JSON.
 _WRAPPER = r"""
@@ -257,6 +262,32 @@ def evaluate_goals(main_run: RunResult | None, baseline: RunResult | None) -> li
     return goals
 
 
+def write_images(xml: Path, folder: Path, size: int) -> Path:
+    """A smooth synthetic 8-bit grayscale PNG of ``size`` x ``size`` per image of the export."""
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:size, 0:size]
+    for index, name in enumerate(image_names(xml)):
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(index)
+        base = 96 + 64 * np.sin((xx + 37 * index) / 97.0) * np.cos(yy / 131.0)
+        pixels = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path, compress_level=1)
+    return folder
+
+
+def ome_zarr_goal(zarr_run: RunResult | None, ome: RunResult | None) -> tuple[str, str]:
+    """(goal, verdict) for ``--to ome-zarr`` against ``--to zarr`` (both with images)."""
+    goal = f"microprep ome-zarr within {OME_ZARR_GOAL:.1f}x of zarr (with images)"
+    if zarr_run is None or ome is None or not zarr_run.ok or not ome.ok:
+        return goal, "not evaluated (a run failed or was skipped)"
+    assert zarr_run.seconds is not None and ome.seconds is not None
+    ratio = ome.seconds / zarr_run.seconds
+    return goal, f"{'PASS' if ratio <= OME_ZARR_GOAL else 'FAIL'} ({ratio:.3f}x)"
+
+
 def write_archive(xml: Path, archive: Path) -> Path:
     """Zip the export as CVAT's exporter does: ``annotations.xml`` at the top, deflated."""
     import zipfile
@@ -324,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the zip archive against the extracted file (--to zarr; no baseline)",
     )
+    parser.add_argument(
+        "--ome-zarr",
+        action="store_true",
+        help="only --to ome-zarr against --to zarr, with synthetic images (no baseline)",
+    )
     parser.add_argument("--datumaro-venv", type=Path, default=DEFAULT_DATUMARO_VENV)
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep files here (implies --keep)"
@@ -346,6 +382,31 @@ def main(argv: list[str] | None = None) -> int:
         size_mb = xml.stat().st_size / 1e6
         scratch = work / "reports"
         scratch.mkdir(exist_ok=True)
+
+        if args.ome_zarr:
+            imgs = write_images(xml, work / "images", args.size)
+            pair = []
+            for target in ("zarr", "ome-zarr"):
+                out = work / "out" / f"microprep-images-{target}"
+                cmd = [sys.executable, "-m", "microprep", "convert", str(xml), "--images"]
+                pair.append(
+                    (
+                        "microprep",
+                        f"{target} +images",
+                        [*cmd, str(imgs), "--to", target, "--out", str(out)],
+                        out,
+                    )
+                )
+            both = measure_alternating(pair, repeat=repeat, scratch=scratch)
+            print(
+                f"\nstress export: {images} images of {args.size}x{args.size} with images; "
+                f"best of {repeat}, alternating"
+            )
+            print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs\n")
+            print_table(both, None)
+            goal, verdict = ome_zarr_goal(*both)
+            print(f"\ngoal: {goal}: {verdict}")
+            return 0 if verdict.startswith("PASS") else 1
 
         results: list[RunResult] = []
         main_run: RunResult | None = None

@@ -32,7 +32,17 @@ from microprep.targets import RasterOptions, Targets, build_targets, build_volum
 log = logging.getLogger(__name__)
 
 #: Output kinds of ``--to``, in the order they are written.
-OUTPUT_KINDS = ("zarr", "masks", "onehot", "coco", "yolo")
+OUTPUT_KINDS = (
+    "zarr",
+    "masks",
+    "onehot",
+    "coco",
+    "yolo",
+    "ome-zarr",
+    "nnunet",
+    "cellpose",
+    "stardist",
+)
 #: Name of the store inside the output folder when ``--to`` also asks for file exports.
 STORE_NAME = "dataset.zarr"
 
@@ -52,7 +62,8 @@ class ConvertOptions:
     without image sizes or classes need (VIA, Labelbox). ``check_beside``: run the checks in a
     second process while converting (None: for large exports; see :mod:`microprep.precheck`).
     ``classes``: class order, renames, drops, ignore and annotated regions, applied after the
-    reader and before the checks (see :mod:`microprep.classes`).
+    reader and before the checks (see :mod:`microprep.classes`). ``pixel_size``: ``(size,
+    unit)`` of one pixel, for the outputs that record it (ome-zarr, nnunet).
     """
 
     to: tuple[str, ...] = ("zarr",)
@@ -66,6 +77,7 @@ class ConvertOptions:
     read: ReadOptions = ReadOptions()
     check_beside: bool | None = None
     classes: ClassOptions = ClassOptions()
+    pixel_size: tuple[float, str] | None = None
 
 
 @dataclass(slots=True)
@@ -100,8 +112,12 @@ def sha256(path: Path) -> str:
 def _sinks(
     root: Path, kinds: Sequence[str], annotations: AnnotationSet, provenance: dict[str, Any]
 ) -> list[Sink]:
+    from microprep.exports.cellpose import CellposeSink
     from microprep.exports.coco import CocoSink
     from microprep.exports.masks import MasksSink, OneHotSink
+    from microprep.exports.nnunet import NnUNetSink
+    from microprep.exports.omezarr import OmeZarrSink
+    from microprep.exports.stardist import StarDistSink
     from microprep.exports.yolo import YoloSink
     from microprep.store import ZarrSink
 
@@ -111,6 +127,10 @@ def _sinks(
         "onehot": OneHotSink,
         "coco": CocoSink,
         "yolo": YoloSink,
+        "ome-zarr": OmeZarrSink,
+        "nnunet": NnUNetSink,
+        "cellpose": CellposeSink,
+        "stardist": StarDistSink,
     }
     sinks = []
     for kind in kinds:
@@ -232,6 +252,7 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         if options.volume and len(missing) == len(names):
             raise UsageError(f"{export}: no images to stack into a volume")
         provenance: dict[str, Any] = {
+            "pixel_size": options.pixel_size,
             "source": export.name,
             "sha256": sha256(export),
             "source_format": annotations.format,
@@ -297,7 +318,16 @@ def _output_path(out: Path, kind: str, kinds: Sequence[str]) -> Path:
     """Where ``kind`` was written (the store, or the export's main file or folder)."""
     if kind == "zarr":
         return out if len(kinds) == 1 else out / STORE_NAME
-    return out / {"masks": "masks", "onehot": "onehot", "coco": "coco.json", "yolo": "labels"}[kind]
+    return (
+        out
+        / {
+            "masks": "masks",
+            "onehot": "onehot",
+            "coco": "coco.json",
+            "yolo": "labels",
+            **{"ome-zarr": "", "nnunet": "dataset.json", "cellpose": "", "stardist": ""},
+        }[kind]
+    )
 
 
 def _targets(

@@ -14,7 +14,7 @@ from microprep.cli.report import print_convert_summary
 if TYPE_CHECKING:
     from microprep.classes import ClassOptions
 
-KINDS = "zarr,masks,onehot,coco,yolo"
+KINDS = "zarr,masks,onehot,coco,yolo,ome-zarr,nnunet,cellpose,stardist"
 
 
 def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -76,6 +76,10 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
     is_flag=True,
     help="Apply the documented repairs (see prep validate) instead of refusing such errors.",
 )
+@click.option(
+    "--pixel-size",
+    help="Size of one pixel with its unit (0.5nm, 1.2um): axis units of ome-zarr, nnunet spacing.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @class_options
 def convert_command(
@@ -93,6 +97,7 @@ def convert_command(
     line_width: float,
     point_radius: float,
     repair: bool,
+    pixel_size: str | None,
     quiet: bool,
     classes: ClassOptions,
 ) -> None:
@@ -105,10 +110,12 @@ def convert_command(
       prep convert annotations.xml --images micrographs --out dataset.zarr
       prep convert task_export.zip --out dataset.zarr
       prep convert annotations.xml --to masks,coco,yolo --out exports/
+      prep convert annotations.xml --images imgs --to ome-zarr --pixel-size 0.5nm -o ome/
       prep convert stack.xml --images slices --volume --out volume.zarr
       prep convert export.ndjson --classes classes.txt --map Void=bubble --ignore unsure -o d.zarr
     """
     from microprep.conversion import ConvertOptions, convert
+    from microprep.exports.omezarr import parse_pixel_size
     from microprep.readers import ReadOptions
     from microprep.targets import RasterOptions
 
@@ -125,6 +132,7 @@ def convert_command(
             images=images, size=size, label_attribute=label_attribute, masks=masks, label=label
         ),
         classes=classes,
+        pixel_size=parse_pixel_size(pixel_size) if pixel_size else None,
     )
     summary = convert(export, out, options)
     if not quiet:

@@ -18,6 +18,7 @@ from microprep.cli.augment import augment_command
 from microprep.cli.convert import convert_command
 from microprep.cli.crop import crop_command
 from microprep.cli.evaluate import evaluate_command
+from microprep.cli.export import export_command
 from microprep.cli.export_annotations import export_annotations_command
 from microprep.cli.info import info_command
 from microprep.cli.predict import predict_command
@@ -71,6 +72,7 @@ cli.add_command(train_command)
 cli.add_command(predict_command)
 cli.add_command(evaluate_command)
 cli.add_command(export_annotations_command)
+cli.add_command(export_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
