@@ -147,7 +147,9 @@ class InstanceDataset(WindowDataset):
         image = self.reader.read(spec.node, "image", pad="constant", **kw)
         valid = valid_mask(spec.origin, spec.stop, self.window)
         if self.ignore_index is not None:
-            valid &= self.reader.read(spec.node, "labels", pad="constant", **kw) != self.ignore_index
+            valid &= (
+                self.reader.read(spec.node, "labels", pad="constant", **kw) != self.ignore_index
+            )
         layers = self.reader.read(spec.node, "instances", pad="constant", lead=1, **kw)
         tables = self.reader.tables(spec.node)
         touched = int(np.count_nonzero(np.bincount(layers.reshape(-1))[1:]))
