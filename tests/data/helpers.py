@@ -43,10 +43,12 @@ def instances_from_masks(
     )
 
 
-def make_store(path: Path, nodes: dict[str, dict[str, Any]]) -> Path:
+def make_store(path: Path, nodes: dict[str, dict[str, Any]], *, ignore: bool = False) -> Path:
     """A store with one node per entry ``name: {"labels": class map, "image": pixels or None,
-    "masks": [bool masks], "classes": [class per mask]}``."""
-    lm = LabelMap((LabelSpec("a"), LabelSpec("b")))
+    "masks": [bool masks], "classes": [class per mask]}``; ``ignore``: with an ignore label,
+    so the store has ``ignore_index`` 255 (write 255 in the class maps where not annotated)."""
+    specs = (LabelSpec("a"), LabelSpec("b"))
+    lm = LabelMap((*specs, LabelSpec("unsure", role="ignore")) if ignore else specs)
     with ZarrSink(path, lm, provenance={"source": "x.xml", "sha256": None}) as sink:
         for name, node in nodes.items():
             class_map = np.asarray(node["labels"], np.uint8)

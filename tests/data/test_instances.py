@@ -15,7 +15,7 @@ from microprep.errors import UsageError
 
 from .helpers import disk, make_store, ramp, store_2d, store_3d
 
-KEYS = {"boxes", "labels", "masks", "image_id", "area", "iscrowd"}
+KEYS = {"boxes", "labels", "masks", "image_id", "area", "iscrowd", "valid"}
 
 
 @pytest.fixture
@@ -36,6 +36,7 @@ def _check_target(image: torch.Tensor, target: dict[str, torch.Tensor], index: i
     assert int(target["image_id"]) == index
     assert target["area"].shape == (n,) and target["area"].dtype == torch.float32
     assert target["iscrowd"].shape == (n,) and not target["iscrowd"].any()
+    assert target["valid"].shape == (h, w) and target["valid"].dtype == torch.bool
     if n:
         boxes = target["boxes"]
         assert ((target["labels"] >= 1) & (target["labels"] <= 2)).all()
@@ -139,6 +140,57 @@ def test_objects_moved_out_by_augmentation_are_removed(tmp_path: Path) -> None:
     assert target["labels"].tolist() == [2]  # the corner object left the window
     assert float(target["area"][0]) > 16  # the centre one grew
     assert ds.stats["dropped_augment"] == 1 and ds.stats["kept"] == 1
+
+
+def _ignore_store(path: Path) -> tuple[Path, np.ndarray]:
+    """One 32 x 40 image: columns 28.. not annotated (255 in the class map, pixels 255,
+    others below 200), a disk of class 1 at the left and one of class 2 drawn inside the
+    unannotated part (kept as an object)."""
+    shape = (32, 40)
+    labels = np.zeros(shape, np.uint8)
+    left, right = disk(shape, (10, 8), 5), disk(shape, (20, 34), 4)
+    labels[left] = 1
+    labels[:, 28:] = 255
+    image = (ramp(shape) % 200).astype(np.uint8)
+    image[:, 28:] = 255
+    node = {"labels": labels, "image": image, "masks": [left, right], "classes": [1, 2]}
+    return make_store(path, {"a.png": node}, ignore=True), labels != 255
+
+
+def test_valid_is_false_where_not_annotated_and_on_padding(tmp_path: Path) -> None:
+    path, annotated = _ignore_store(tmp_path / "i.zarr")
+    ds = InstanceDataset(path, window=(32, 40), min_area=1)
+    assert ds.ignore_index == 255 and len(ds) == 1
+    image, target = ds[0]
+    _check_target(image, target, 0)
+    assert np.array_equal(target["valid"].numpy(), annotated)
+    assert target["labels"].tolist() == [1, 2]  # the object in the unannotated part stays
+    padded = InstanceDataset(path, window=48, min_area=1)
+    valid = padded[0][1]["valid"].numpy()
+    assert valid.shape == (48, 48) and not valid[32:].any() and not valid[:, 40:].any()
+    assert np.array_equal(valid[:32, :40], annotated)
+    plain = InstanceDataset(store_2d(tmp_path / "d.zarr"), window=(40, 50))
+    assert plain.ignore_index is None and bool(plain[0][1]["valid"].all())
+
+
+def test_augmentation_moves_valid_with_the_pixels(tmp_path: Path) -> None:
+    path, _ = _ignore_store(tmp_path / "i.zarr")
+    config = AugmentConfig(geometry=("flip", "rot90"))
+    ds = InstanceDataset(path, window=32, min_area=1, augment=config, seed=1)
+    moved = 0
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            image, *_, valid = ds.read_numpy(i)
+            # the unannotated columns hold the only pixels of value 255
+            assert np.array_equal(valid, image != 255)
+            moved += int(bool(valid[:, -1].all()))
+    assert moved > 0  # some draws turned the unannotated columns away from the right edge
+    zoom_out = AugmentConfig(geometry=("zoom",), zoom_range=(0.5, 0.5))
+    shrunk = InstanceDataset(store_2d(tmp_path / "d.zarr"), window=(40, 50), augment=zoom_out)
+    valid = shrunk[0][1]["valid"].numpy()
+    assert not valid[0].any() and not valid[:, 0].any()  # warped in from outside
+    assert valid[20, 25]
 
 
 def test_volume_store_is_refused(tmp_path: Path) -> None:

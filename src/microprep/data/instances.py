@@ -8,6 +8,12 @@ Objects cut by the window (or region) border are clipped to it and dropped when 
 entirely are dropped too. Windows without objects are kept as negatives. What was dropped is
 logged at debug level and counted in :attr:`InstanceDataset.stats` (per process).
 
+The target's ``valid`` mask is False where the window holds no annotated pixels, as in
+:class:`~microprep.data.segmentation.SegmentationDataset`: padding past the region's edge,
+pixels that are not annotated (the store's ``ignore_index``, see docs/classes.md) and, with
+augmentation, areas warped in from outside the window. torchvision's own models pass the key
+through unused; the Mask R-CNN of the ``maskrcnn`` trainer samples no negatives there.
+
 Example:
     >>> from torch.utils.data import DataLoader  # doctest: +SKIP
     >>> ds = InstanceDataset("dataset.zarr", split="train", window=512)  # doctest: +SKIP
@@ -32,6 +38,7 @@ from microprep.augment import AugmentConfig, Sample
 from microprep.crops.instances import check_thresholds, clip_layers
 from microprep.data.base import WindowDataset
 from microprep.data.normalize import ImageScale, apply_scale, channels_first
+from microprep.data.source import valid_mask
 from microprep.splits import Splits
 from microprep.store.read import Dataset
 
@@ -44,7 +51,8 @@ class InstanceTarget(TypedDict):
     """The target of one window, N objects: ``boxes`` float32 ``(N, 4)`` ``x_min, y_min,
     x_max, y_max`` in window pixels (exclusive max); ``labels`` int64 ``(N,)`` in 1..K;
     ``masks`` uint8 ``(N, H, W)``; ``image_id`` int64 scalar (the sample index); ``area``
-    float32 ``(N,)`` mask pixel counts; ``iscrowd`` int64 ``(N,)`` zeros."""
+    float32 ``(N,)`` mask pixel counts; ``iscrowd`` int64 ``(N,)`` zeros; ``valid`` bool
+    ``(H, W)``: False on padding and on pixels that are not annotated."""
 
     boxes: torch.Tensor
     labels: torch.Tensor
@@ -52,6 +60,7 @@ class InstanceTarget(TypedDict):
     image_id: torch.Tensor
     area: torch.Tensor
     iscrowd: torch.Tensor
+    valid: torch.Tensor
 
 
 def _masks(layers: NDArray[np.uint32], n: int) -> NDArray[np.uint8]:
@@ -126,13 +135,21 @@ class InstanceDataset(WindowDataset):
 
     def read_numpy(
         self, i: int
-    ) -> tuple[NDArray[Any], NDArray[np.float64], NDArray[np.int64], NDArray[np.uint8]]:
+    ) -> tuple[
+        NDArray[Any], NDArray[np.float64], NDArray[np.int64], NDArray[np.uint8], NDArray[np.bool_]
+    ]:
         """Sample ``i`` before normalisation: ``(image (H, W[, c]) stored dtype, boxes (N, 4)
-        float64, labels (N,) int64, masks (N, H, W) uint8)``, augmented when configured."""
+        float64, labels (N,) int64, masks (N, H, W) uint8, valid (H, W) bool)``, augmented
+        when configured."""
         i = self._index(i)
         spec = self.layout[i]
         kw: dict[str, Any] = {"origin": spec.origin, "stop": spec.stop, "window": self.window}
         image = self.reader.read(spec.node, "image", pad="constant", **kw)
+        valid = valid_mask(spec.origin, spec.stop, self.window)
+        if self.ignore_index is not None:
+            valid &= (
+                self.reader.read(spec.node, "labels", pad="constant", **kw) != self.ignore_index
+            )
         layers = self.reader.read(spec.node, "instances", pad="constant", lead=1, **kw)
         tables = self.reader.tables(spec.node)
         touched = int(np.count_nonzero(np.bincount(layers.reshape(-1))[1:]))
@@ -149,9 +166,12 @@ class InstanceDataset(WindowDataset):
                 "image": image,
                 "instances": objects.layers(),
                 "boxes": objects.boxes,
+                # moved with the pixels; areas warped in from outside become 0: not valid
+                "labels": valid.astype(np.uint8),
             }
             out = self._augmenter(sample, self.rng(i))
             image = out["image"]
+            valid = out["labels"] > 0
             present = out["areas"] > 0
             dropped_augment = int((~present).sum())
             boxes = out["boxes"][present]
@@ -177,12 +197,12 @@ class InstanceDataset(WindowDataset):
                 self.min_area,
                 dropped_augment,
             )
-        return image, boxes, labels, masks
+        return image, boxes, labels, masks, valid
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, InstanceTarget]:
         i = self._index(i)
         spec = self.layout[i]
-        image, boxes, labels, masks = self.read_numpy(i)
+        image, boxes, labels, masks, valid = self.read_numpy(i)
         pixels = channels_first(apply_scale(image, self.scales[spec.node]), 2)
         target = InstanceTarget(
             boxes=torch.from_numpy(boxes.astype(np.float32).reshape(-1, 4)),
@@ -191,6 +211,7 @@ class InstanceDataset(WindowDataset):
             image_id=torch.tensor(i, dtype=torch.int64),
             area=torch.from_numpy(masks.sum(axis=(1, 2), dtype=np.int64).astype(np.float32)),
             iscrowd=torch.zeros(len(labels), dtype=torch.int64),
+            valid=torch.from_numpy(np.ascontiguousarray(valid)),
         )
         return torch.from_numpy(np.ascontiguousarray(pixels)), target
 
@@ -205,7 +226,8 @@ def collate_instances(
         >>> t = InstanceTarget(boxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.int64),
         ...                    masks=torch.zeros(0, 2, 2, dtype=torch.uint8),
         ...                    image_id=torch.tensor(0), area=torch.zeros(0),
-        ...                    iscrowd=torch.zeros(0, dtype=torch.int64))
+        ...                    iscrowd=torch.zeros(0, dtype=torch.int64),
+        ...                    valid=torch.ones(2, 2, dtype=torch.bool))
         >>> images, targets = collate_instances([(torch.zeros(1, 2, 2), t)] * 2)
         >>> len(images), len(targets)
         (2, 2)

@@ -45,7 +45,12 @@ from pycocotools.cocoeval import COCOeval
 
 from microprep.errors import InputError, UsageError
 from microprep.evaluate.coco_report import InstanceReport, IouScores
-from microprep.evaluate.coco_truth import ORIGIN_KEY, coco_ground_truth, region_file_name
+from microprep.evaluate.coco_truth import (
+    ORIGIN_KEY,
+    coco_ground_truth,
+    drop_ignored,
+    region_file_name,
+)
 from microprep.evaluate.semantic import match_key
 from microprep.exports.coco import raster_to_rle
 from microprep.splits import Splits
@@ -110,6 +115,9 @@ def evaluate_instances(
     truth = _ground_truth(ground_truth, split, splits)
     records, pred_label = _records(pred)
     results, unmatched = _match(records, truth)
+    results, ignored = drop_ignored(results, truth)
+    if ignored:
+        logger.info("%d detections mostly on pixels that are not annotated left out", ignored)
     if unmatched:
         # with a split, predictions on the other splits' images are expected: not a warning
         log = logger.info if split is not None else logger.warning

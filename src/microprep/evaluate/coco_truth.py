@@ -14,6 +14,13 @@ left out), named ``"NAME [y0:y1, x0:x1]"`` (:func:`region_file_name`; for volume
 in the region's z range). Predictions may be made on such crops (and carry that name) or on the
 whole image (its plain name): they are then cropped to every region of the image the same way.
 
+**Pixels that are not annotated** (a store with ``ignore_index``, docs/classes.md) are left out
+by the rule Mask R-CNN training follows: a ground truth object with more than half of its
+pixels there (:data:`IGNORED_FRACTION`) is ``iscrowd`` (neither found nor missed; COCO ignores
+detections that match it), and :func:`drop_ignored` leaves out detections with more than half
+of their pixels (their box, for records without a mask) there. The image's ignored pixels are
+kept as a compressed RLE under ``"microprep"`` / ``"ignore"``.
+
 Example:
     >>> gt = coco_ground_truth("dataset.zarr", split="val")  # doctest: +SKIP
     >>> sorted(gt)  # doctest: +SKIP
@@ -22,21 +29,32 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+from pycocotools import mask as coco_mask
 
 from microprep.errors import UsageError
 from microprep.exports.coco import raster_to_rle
 from microprep.splits import Region, Splits, check_against, default_splits_path, load_splits
 from microprep.targets.types import Raster
 
-__all__ = ["ORIGIN_KEY", "coco_ground_truth", "region_file_name"]
+__all__ = [
+    "IGNORED_FRACTION",
+    "ORIGIN_KEY",
+    "coco_ground_truth",
+    "drop_ignored",
+    "region_file_name",
+]
 
-#: Key of the extra facts added to ground truth images (name, node, slice, region box).
+#: Key of the extra facts added to ground truth images (name, node, slice, region box,
+#: ignored pixels).
 ORIGIN_KEY = "microprep"
+#: An object or detection with more than this fraction of its pixels not annotated is left out.
+IGNORED_FRACTION = 0.5
 
 
 def region_file_name(name: str, region: Region | None) -> str:
@@ -70,7 +88,8 @@ def coco_ground_truth(
         ``"microprep"`` entry: ``{"name", "node", "z", "box": [y0, y1, x0, x1]}`` saying where
         in the store it comes from. Annotations: ``id``, ``image_id``, ``category_id``,
         ``segmentation`` (compressed RLE), ``area`` (pixels), ``bbox`` ``[x, y, w, h]``,
-        ``iscrowd`` 0.
+        ``iscrowd`` 0, or 1 for an object mostly on pixels that are not annotated (the image's
+        ``"microprep"`` entry has ``"ignore"``, the RLE of those pixels, then).
 
     Raises:
         StoreError: not a dataset store. UsageError: an unknown split, no splits file, or
@@ -88,12 +107,14 @@ def coco_ground_truth(
     try:
         shapes = {n: tuple(int(v) for v in dataset[n]["labels"].shape) for n in dataset.nodes}
         wanted = _regions(store_path, shapes, split, splits)
+        ignore_index = dataset.attrs.get("ignore_index")
         images: list[dict[str, Any]] = []
         annotations: list[dict[str, Any]] = []
         for node in dataset.nodes:
             if node not in wanted:
                 continue
-            attrs = dict(dataset[node].attrs)
+            group = dataset[node]
+            attrs = dict(group.attrs)
             name = str(attrs.get("name", node))
             instances = dataset.instances(node)
             shape = shapes[node]
@@ -108,24 +129,29 @@ def coco_ground_truth(
                     box = (start[-2], stop[-2], start[-1], stop[-1])
                     image_id = len(images) + 1
                     height, width = box[1] - box[0], box[3] - box[2]
+                    origin: dict[str, Any] = {"name": plane, "node": node, "z": z, "box": list(box)}
+                    ignored = _ignored(group, ignore_index, z, box)
+                    if ignored is not None:
+                        origin["ignore"] = raster_to_rle(Raster((0, 0), ignored), height, width)
                     images.append(
                         {
                             "id": image_id,
                             "file_name": plane if full else region_file_name(plane, region),
                             "width": width,
                             "height": height,
-                            ORIGIN_KEY: {"name": plane, "node": node, "z": z, "box": list(box)},
+                            ORIGIN_KEY: origin,
                         }
                     )
                     for raster, label in zip(instances.rasters, instances.labels, strict=True):
                         cut = _plane_crop(raster, z, box)
                         if cut is None:
                             continue
-                        annotations.append(
-                            _annotation(
-                                cut, int(label), image_id, len(annotations) + 1, height, width
-                            )
+                        ann = _annotation(
+                            cut, int(label), image_id, len(annotations) + 1, height, width
                         )
+                        if ignored is not None and _mostly_ignored(cut, ignored):
+                            ann["iscrowd"] = 1
+                        annotations.append(ann)
         categories = [
             {"id": i, "name": c, "supercategory": ""}
             for i, c in enumerate(dataset.classes)
@@ -201,3 +227,73 @@ def _annotation(
         "bbox": [float(left), float(top), float(w), float(h)],
         "iscrowd": 0,
     }
+
+
+def _ignored(
+    group: Any, ignore_index: int | None, z: int | None, box: tuple[int, int, int, int]
+) -> NDArray[np.bool_] | None:
+    """The pixels of the image (plane ``z``, ``box``) that are not annotated; None if none."""
+    if ignore_index is None:
+        return None
+    labels = group["labels"]
+    rows, cols = slice(box[0], box[1]), slice(box[2], box[3])
+    plane = labels[z, rows, cols] if z is not None else labels[rows, cols]
+    ignored = np.asarray(plane) == ignore_index
+    return ignored if ignored.any() else None
+
+
+def _mostly_ignored(raster: Raster, ignored: NDArray[np.bool_]) -> bool:
+    top, left = raster.origin
+    h, w = raster.mask.shape
+    inside = int(np.count_nonzero(ignored[top : top + h, left : left + w][raster.mask]))
+    return inside > IGNORED_FRACTION * raster.area
+
+
+def _rle(segmentation: Any, height: int, width: int) -> Any:
+    """A pycocotools RLE of a COCO segmentation (compressed or not, or polygons)."""
+    if isinstance(segmentation, list):
+        return coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        return coco_mask.frPyObjects(segmentation, height, width)
+    size = [int(v) for v in segmentation["size"]]
+    return {"size": size, "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
+def drop_ignored(
+    records: Sequence[Mapping[str, Any]], truth: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """The detection records without those with more than :data:`IGNORED_FRACTION` of their
+    pixels (their box, without ``segmentation``) on pixels of their ground truth image that are
+    not annotated, and the count left out. Records need ``image_id`` set to a ground truth
+    image; images without an ``"ignore"`` entry keep every record.
+
+    Example:
+        >>> truth = coco_ground_truth("dataset.zarr")  # doctest: +SKIP
+        >>> kept, dropped = drop_ignored(records, truth)  # doctest: +SKIP
+    """
+    ignore: dict[Any, tuple[Any, int, int]] = {}
+    for image in truth["images"]:
+        origin = image.get(ORIGIN_KEY)
+        if isinstance(origin, Mapping) and origin.get("ignore") is not None:
+            height, width = int(image["height"]), int(image["width"])
+            ignore[image["id"]] = (_rle(origin["ignore"], height, width), height, width)
+    if not ignore:
+        return [dict(r) for r in records], 0
+    kept: list[dict[str, Any]] = []
+    for record in records:
+        found = ignore.get(record.get("image_id"))
+        if found is None:
+            kept.append(dict(record))
+            continue
+        region, height, width = found
+        if "segmentation" in record:
+            rle = _rle(record["segmentation"], height, width)
+        else:
+            box = np.asarray([record["bbox"]], np.float64).reshape(1, 4)
+            rle = coco_mask.frPyObjects(box, height, width)[0]
+        area = float(coco_mask.area(rle))
+        inside = float(coco_mask.area(coco_mask.merge([rle, region], intersect=True)))
+        if not (area > 0 and inside > IGNORED_FRACTION * area):
+            kept.append(dict(record))
+    return kept, len(records) - len(kept)

@@ -57,6 +57,7 @@ from torchvision.models.detection.transform import (  # type: ignore[import-unty
 from torchvision.ops import misc as misc_nn_ops  # type: ignore[import-untyped]
 
 from microprep.errors import UsageError
+from microprep_maskrcnn.ignore import enable_ignore
 from microprep_maskrcnn.weights import LoadReport, WeightsError, load_local_weights
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 class ChannelTransform(GeneralizedRCNNTransform):  # type: ignore[misc]
     """torchvision's detection transform for ``in_channels`` 1 (gray, repeated to RGB) or 3.
 
-    Resizing, batching and post-processing are torchvision's; only :meth:`normalize` differs:
-    it checks the channel count and repeats a single channel three times before normalising.
+    Resizing, batching and post-processing are torchvision's; :meth:`normalize` checks the
+    channel count and repeats a single channel three times before normalising, and
+    :meth:`resize` also resizes a target's ``valid`` mask (nearest neighbour) to the resized
+    image, for :mod:`microprep_maskrcnn.ignore`.
     """
 
     def __init__(self, *, in_channels: int, **kwargs: Any) -> None:
@@ -103,6 +106,19 @@ class ChannelTransform(GeneralizedRCNNTransform):  # type: ignore[misc]
             image = image.expand(3, -1, -1)
         out: torch.Tensor = super().normalize(image)
         return out
+
+    def resize(
+        self, image: torch.Tensor, target: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """torchvision's resize; a target's ``valid`` ``(h, w)`` follows the image."""
+        resized, target = super().resize(image, target)
+        if target is not None and "valid" in target:
+            valid = target["valid"]
+            size = tuple(resized.shape[-2:])
+            if tuple(valid.shape[-2:]) != size:
+                scaled = nn.functional.interpolate(valid[None, None].float(), size=size)
+                target["valid"] = scaled[0, 0] > 0.5
+        return resized, target
 
 
 def build_model(
@@ -147,7 +163,9 @@ def build_model(
             (``box_score_thresh``, ``rpn_post_nms_top_n_train``, ...).
 
     Returns:
-        The ``MaskRCNN`` module in training mode, on the CPU.
+        The ``MaskRCNN`` module in training mode, on the CPU. In training, negative anchors
+        and proposals mostly on pixels a target marks not ``valid`` are discarded
+        (:mod:`microprep_maskrcnn.ignore`).
 
     Raises:
         UsageError: an unknown variant, ``num_classes < 2``, ``in_channels`` other than 1 or 3,
@@ -219,6 +237,7 @@ def build_model(
         fixed_size=old.fixed_size,
         _skip_resize=old._skip_resize,
     )
+    enable_ignore(model)
     if weights is not None:
         load_local_weights(model, weights)
     logger.debug(

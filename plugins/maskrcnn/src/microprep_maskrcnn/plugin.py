@@ -6,8 +6,10 @@
 background, ``in_channels`` from the images, sizes = the training window so crops are never
 resized, starting weights from a local file or none), and hands them to the shared loop
 (:func:`microprep.training.loop.fit`: checkpoints, resume, AMP, early stopping, curves,
-torchrun). A training step sums torchvision's five losses; validation is COCO AP of boxes and
-masks on the validation windows (:mod:`microprep_maskrcnn.validation`).
+torchrun). A training step sums torchvision's five losses; anchors and proposals mostly on
+pixels that are not annotated are no negatives (:mod:`microprep_maskrcnn.ignore`);
+validation is COCO AP of boxes and masks on the validation windows
+(:mod:`microprep_maskrcnn.validation`).
 
 ``predict`` (:mod:`microprep_maskrcnn.prediction`) rebuilds the network from the checkpoint and
 predicts every input tile by tile, merging objects across tile seams.
@@ -163,6 +165,13 @@ class MaskRCNNTrainer:
         train_set, val_set = train_and_val(
             job.dataset, data, lambda source, train: _dataset(job, source, train=train)
         )
+        if train_set.ignore_index is not None:
+            logger.info(
+                "%s has pixels that are not annotated (ignore_index %d): anchors and proposals "
+                "mostly on them are no negatives",
+                train_set.path,
+                train_set.ignore_index,
+            )
         window = tuple(int(w) for w in train_set.window)
         m = cfg["model"]
         sizes = model_sizes(window, min_size=m["min_size"], max_size=m["max_size"])

@@ -8,7 +8,10 @@
 * **ground truth**: one COCO image per window, ``id = image_id + 1`` (the dataset index, so
   every window is one image), with its objects as annotations (mask as compressed RLE, box
   ``[x, y, w, h]`` from the target's box, area = mask pixels). Windows without objects stay in
-  as images without annotations: detections there count as false positives.
+  as images without annotations: detections there count as false positives. Pixels the
+  target marks not ``valid`` (not annotated, padding) are left out as ``prep evaluate`` does
+  (:mod:`microprep.evaluate.coco_truth`): objects mostly there are ``iscrowd``, detections
+  mostly there are dropped.
 * **detections**: those scoring at least ``score_threshold``, masks thresholded at
   ``mask_threshold`` (0.5) and RLE-encoded, boxes from the model.
 * **loss**: the model's training loss on the same batches, with batch norm layers in eval mode
@@ -35,6 +38,7 @@ from pycocotools import mask as coco_mask
 from torch import nn
 
 from microprep.evaluate.coco import evaluate_instances
+from microprep.evaluate.coco_truth import IGNORED_FRACTION, ORIGIN_KEY
 from microprep.training.runtime import Precision
 
 __all__ = ["METRICS", "detection_records", "encode_masks", "evaluate_detector", "window_truth"]
@@ -84,7 +88,9 @@ def window_truth(
 
     Args:
         target: an :class:`~microprep.data.InstanceTarget` (``boxes`` (N, 4) xyxy px,
-            ``labels`` (N,), ``masks`` (N, H, W) uint8, ``image_id``).
+            ``labels`` (N,), ``masks`` (N, H, W) uint8, ``image_id``, optionally ``valid``
+            (H, W) bool: the image gets the RLE of the invalid pixels under
+            ``"microprep"`` / ``"ignore"``, objects mostly there ``iscrowd`` 1).
         height, width: the window's size in pixels.
         first_id: the id of the first annotation.
 
@@ -101,18 +107,31 @@ def window_truth(
     masks = target["masks"].detach().cpu().numpy()
     labels = target["labels"].detach().cpu().numpy().reshape(-1)
     boxes = _xywh(target["boxes"].detach().cpu().numpy())
-    annotations = [
-        {
-            "id": first_id + k,
-            "image_id": image_id,
-            "category_id": int(labels[k]),
-            "segmentation": rle,
-            "area": float(np.count_nonzero(masks[k])),
-            "bbox": boxes[k],
-            "iscrowd": 0,
-        }
-        for k, rle in enumerate(encode_masks(masks))
-    ]
+    ignored = None
+    if "valid" in target:
+        ignored = ~target["valid"].detach().cpu().numpy().astype(bool)
+        if ignored.any():
+            [rle] = encode_masks(ignored[None])
+            image[ORIGIN_KEY] = {"name": image["file_name"], "ignore": rle}
+        else:
+            ignored = None
+    annotations = []
+    for k, rle in enumerate(encode_masks(masks)):
+        area = int(np.count_nonzero(masks[k]))
+        crowd = ignored is not None and (
+            np.count_nonzero(ignored & (masks[k] != 0)) > IGNORED_FRACTION * area
+        )
+        annotations.append(
+            {
+                "id": first_id + k,
+                "image_id": image_id,
+                "category_id": int(labels[k]),
+                "segmentation": rle,
+                "area": float(area),
+                "bbox": boxes[k],
+                "iscrowd": int(crowd),
+            }
+        )
     return image, annotations
 
 
