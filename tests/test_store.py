@@ -144,7 +144,8 @@ def test_root_attributes_record_provenance_and_match_the_schema(tmp_path: Path) 
     attrs = ds.attrs
     jsonschema.Draft202012Validator(load_schema("store-attrs.schema.json")).validate(attrs)
     assert attrs["complete"] is True
-    assert attrs["format_version"] == 1
+    assert attrs["format_version"] == 2
+    assert attrs["integrity"] == {"checksum": "crc32c", "chunks": "all"}
     assert attrs["version"] == microprep.__version__
     assert attrs["classes"] == ["background", "bubble", "precipitate"]
     assert ds.classes == ("background", "bubble", "precipitate")

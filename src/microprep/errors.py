@@ -82,6 +82,39 @@ class StoreError(PrepError):
     """A dataset store cannot be written or opened."""
 
 
+class StoreDamageError(StoreError):
+    """A chunk of a dataset store is missing or does not match its checksum.
+
+    Args:
+        store: the store folder.
+        node: the node (group name) the chunk belongs to.
+        array: the array name, or None when the whole node is missing.
+        chunk: the chunk's key inside the array (``c/0/1``), or None.
+        reason: what is wrong.
+    """
+
+    def __init__(
+        self,
+        store: str | Path,
+        *,
+        node: str,
+        array: str | None = None,
+        chunk: str | None = None,
+        reason: str,
+    ) -> None:
+        self.store = str(store)
+        self.node = node
+        self.array = array
+        self.chunk = chunk
+        self.reason = reason
+        place = f"node {node!r}"
+        if array is not None:
+            place += f", array {array!r}"
+        if chunk is not None:
+            place += f", chunk {chunk}"
+        super().__init__(f"{self.store}: {place}: {reason}")
+
+
 class LockedError(StoreError):
     """Another run holds the lock on the same output."""
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
 import numpy as np
-import zarr
 from numpy.typing import NDArray
 from tqdm import tqdm
 
@@ -33,6 +32,7 @@ from microprep.crops.slabs import SlabReader
 from microprep.crops.windows import as_tuple
 from microprep.errors import UsageError
 from microprep.splits import Region, Splits, default_splits_path
+from microprep.store.integrity import open_root
 from microprep.store.read import Dataset
 from microprep.targets.types import Instances
 
@@ -107,7 +107,8 @@ class CropIndex:
         self.dataset = dataset
         self.options = opts
         self.split = split
-        root: Any = zarr.open_group(dataset.path, mode="r")
+        # chunks are checked as they are read (a missing or damaged one: StoreDamageError)
+        root: Any = open_root(dataset.path, dataset.attrs)
         self.group = root
         keys = dataset.nodes if nodes is None else [dataset.node_name(k) for k in nodes]
         shapes = {name: tuple(int(s) for s in root[name]["labels"].shape) for name in keys}

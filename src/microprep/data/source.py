@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 from numpy.typing import NDArray
 
 from microprep.crops.cut import cut_window
 from microprep.crops.instances import SourceTables
+from microprep.store.integrity import open_root
 
 __all__ = ["StoreReader", "box_stop", "valid_mask"]
 
@@ -72,7 +72,8 @@ class StoreReader:
     def root(self) -> Any:
         """The root zarr group, opened in this process (again after a fork)."""
         if self._root is None or self._pid != os.getpid():
-            self._root = zarr.open_group(self.path, mode="r")
+            # chunks are checked as they are read (a missing or damaged one: StoreDamageError)
+            self._root = open_root(self.path)
             self._pid = os.getpid()
             self._tables = {}
         return self._root

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 from tqdm import tqdm
 
-from microprep.errors import StoreError
+from microprep.errors import StoreDamageError, StoreError
 from microprep.splits import SPLIT_NAMES, default_splits_path, load_splits
+from microprep.store.integrity import integrity_of, missing_node_error, open_root
 from microprep.store.read import read_root_attrs
 
 __all__ = ["NodeInfo", "StoreInfo", "store_info"]
@@ -56,6 +56,13 @@ class StoreInfo:
     splits: dict[str, Any] | None = None
     #: objects per class name (from the object tables), all nodes
     class_objects: dict[str, int] = field(default_factory=dict)
+    #: chunk files read and checked by ``verify`` (None: not verified)
+    verified_chunks: int | None = None
+
+    @property
+    def verifiable(self) -> bool:
+        """Whether the store has chunk checksums (False: written before them, format 1)."""
+        return integrity_of(self.attrs) is not None
 
     @property
     def classes(self) -> list[str]:
@@ -80,6 +87,7 @@ class StoreInfo:
             f"{self.path}: {len(self.nodes)} nodes ({what}), {len(self.classes) - 1} classes",
             f"  source {a.get('source')} ({a.get('source_format')}), "
             f"sha256 {str(sha)[:12] + '...' if sha else '-'}, microprep {a.get('version')}",
+            f"  {self._integrity_line()}",
             "",
             f"  {'node':<28} {'shape':>16} {'dtype':>8} {'objects':>8}",
         ]
@@ -105,6 +113,17 @@ class StoreInfo:
                 )
         return "\n".join(lines)
 
+    def _integrity_line(self) -> str:
+        if not self.verifiable:
+            return (
+                f"checksums: none (format_version {self.attrs.get('format_version')}, written "
+                "before checksums): damage cannot be detected and the store cannot be verified; "
+                "convert the export again"
+            )
+        if self.verified_chunks is None:
+            return "checksums: crc32c on every chunk (prep info --verify reads and checks them all)"
+        return f"checksums: crc32c; verified {self.verified_chunks:,} chunk files, no damage"
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON data: the store, its nodes, per-class pixels and objects, the splits."""
         return {
@@ -112,6 +131,9 @@ class StoreInfo:
             "source": self.attrs.get("source"),
             "source_format": self.attrs.get("source_format"),
             "source_sha256": self.attrs.get("source_sha256"),
+            "format_version": self.attrs.get("format_version"),
+            "verifiable": self.verifiable,
+            "verified_chunks": self.verified_chunks,
             "classes": self.classes,
             "nodes": [
                 {
@@ -189,15 +211,22 @@ def _splits_summary(path: Path, sizes: dict[str, int]) -> dict[str, Any] | None:
     }
 
 
-def store_info(path: str | Path, *, progress: bool = False) -> StoreInfo:
+def store_info(path: str | Path, *, progress: bool = False, verify: bool = False) -> StoreInfo:
     """Summarise the finished dataset store at ``path`` (also an ``AUG.zarr``).
 
     Reads every class map once (in bands of about :data:`BAND_PIXELS` pixels) to count the
-    pixels of every class; objects are counted from the stored object tables.
+    pixels of every class; objects are counted from the stored object tables. Chunks are read
+    through :class:`~microprep.store.integrity.CheckedStore`, so the chunks read are checked.
+
+    With ``verify``, every chunk of the store is read and checked first
+    (:func:`~microprep.store.verify.verify_store`); the damage found is raised together.
 
     Raises:
         StoreError: not a finished microprep dataset store, an unreadable node, or a class
-            index outside the store's classes.
+            index outside the store's classes; :class:`~microprep.errors.StoreDamageError`
+            when a node folder or a chunk read is missing or damaged; with ``verify``, a store
+            without checksums or with damage (every damaged chunk listed, at most
+            :data:`~microprep.store.verify.SHOWN`).
     """
     path = Path(path)
     try:
@@ -210,8 +239,18 @@ def store_info(path: str | Path, *, progress: bool = False) -> StoreInfo:
             f"{path} is {other}; prep info reads dataset stores (and AUG.zarr)"
         ) from None
     info = StoreInfo(path, attrs)
+    if verify:
+        from microprep.store.verify import verify_store
+
+        result = verify_store(path, attrs=attrs, progress=progress)
+        result.raise_for_damage()
+        info.verified_chunks = result.chunks
     num_classes = len(attrs["classes"])
-    root: Any = zarr.open_group(path, mode="r")
+    for name in attrs["nodes"]:
+        gone = missing_node_error(path, name)
+        if gone is not None:
+            raise gone
+    root: Any = open_root(path, attrs)
     objects = np.zeros(num_classes, np.int64)
     sizes: dict[str, int] = {}
     for name in tqdm(attrs["nodes"], unit="node", disable=None if progress else True):
@@ -222,7 +261,10 @@ def store_info(path: str | Path, *, progress: bool = False) -> StoreInfo:
             dtype = str(group["image"].dtype) if "image" in group else None
             object_labels = np.asarray(group["instance_label"][...], np.int64)
             pixels = _count_classes(labels, num_classes, attrs.get("ignore_index"))
-        except (KeyError, OSError, ValueError) as exc:
+        except StoreDamageError:
+            raise
+        except (KeyError, OSError, ValueError, RuntimeError) as exc:
+            # RuntimeError: a codec error in a store without checksums (format_version 1)
             raise StoreError(f"{path}: cannot read node {name!r}: {exc}") from exc
         except StoreError as exc:
             raise StoreError(f"{path}: node {name!r}: {exc}") from exc

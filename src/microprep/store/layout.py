@@ -14,13 +14,18 @@ from typing import Any
 
 import numpy as np
 from jsonschema import Draft202012Validator
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from microprep.errors import StoreError
 from microprep.schemas import load_schema
 
-#: Version of the store layout written here; readers refuse other versions.
-FORMAT_VERSION = 1
+#: Version of the store layout written here (2: chunk checksums and the ``integrity`` record).
+FORMAT_VERSION = 2
+#: Versions this microprep reads; 1 (no checksums) opens but cannot be verified.
+READ_FORMAT_VERSIONS = (1, 2)
+#: The ``integrity`` record of the root attributes (:mod:`microprep.store.integrity`): every
+#: chunk ends with its CRC-32C, and every chunk of every array is stored.
+INTEGRITY: dict[str, str] = {"checksum": "crc32c", "chunks": "all"}
 #: Key of microprep's object in the root group attributes.
 ATTRS_KEY = "microprep"
 #: JSON Schema of the ``microprep`` root attributes (``schemas/``).
@@ -35,7 +40,8 @@ MAX_UNSHARDED_CHUNKS = 64
 SHARD_CHUNKS_2D = (8, 8)
 SHARD_CHUNKS_3D = (4, 8, 8)
 
-COMPRESSORS = (ZstdCodec(level=1),)
+#: Chunk encoding after the bytes codec: zstd, then a CRC-32C of the compressed bytes.
+COMPRESSORS = (ZstdCodec(level=1), Crc32cCodec())
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _MAX_NODE_NAME = 120
 #: Names a node group may not take (case-insensitively): the root metadata file.

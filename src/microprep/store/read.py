@@ -17,7 +17,8 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from microprep.errors import StoreError
-from microprep.store.layout import ATTRS_KEY, FORMAT_VERSION, validate_attrs
+from microprep.store.integrity import integrity_of, missing_node_error, open_store
+from microprep.store.layout import ATTRS_KEY, READ_FORMAT_VERSIONS, validate_attrs
 from microprep.targets.types import Instances, Raster
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,11 @@ class Dataset:
     def colors(self) -> tuple[tuple[int, int, int], ...]:
         """RGB colour per class index, background first."""
         return tuple((int(r), int(g), int(b)) for r, g, b in self.attrs["colors"])
+
+    @property
+    def verifiable(self) -> bool:
+        """Whether the store has chunk checksums (False: written before them, format 1)."""
+        return integrity_of(self.attrs) is not None
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -211,10 +217,11 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
             f"{path} is a zarr store but not a microprep store (no '{ATTRS_KEY}' root attributes)"
         )
     version = attrs.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READ_FORMAT_VERSIONS:
+        known = " and ".join(map(str, READ_FORMAT_VERSIONS))
         raise StoreError(
             f"{path} has store format_version {version!r}; this microprep "
-            f"({attrs.get('version', '?')} wrote it) reads format_version {FORMAT_VERSION} only: "
+            f"({attrs.get('version', '?')} wrote it) reads format_version {known} only: "
             "use a matching microprep version or convert the export again"
         )
     if attrs.get("complete") is not True:
@@ -223,18 +230,24 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
     return attrs
 
 
-def open_dataset(path: str | Path) -> Dataset:
+def open_dataset(path: str | Path, *, verify: bool = False) -> Dataset:
     """Open a finished store lazily.
+
+    Chunks are read through :class:`~microprep.store.integrity.CheckedStore`: a missing or
+    damaged chunk raises :class:`~microprep.errors.StoreDamageError` when it is read.
 
     Args:
         path: the store folder (``dataset.zarr``).
+        verify: read every chunk first and check it against its checksum
+            (:func:`~microprep.store.verify.verify_store`); slow on large stores.
 
     Returns:
         A :class:`Dataset`; node arrays are dask-backed and read on demand.
 
     Raises:
-        StoreError: see :func:`read_root_attrs`; also when xarray cannot open the store or a
-            listed node is missing.
+        StoreError: see :func:`read_root_attrs`; also when xarray cannot open the store, a
+            listed node is missing, or ``verify`` finds damage (or the store, written before
+            checksums, cannot be verified).
 
     Example:
         >>> ds = open_dataset("dataset.zarr")  # doctest: +SKIP
@@ -243,8 +256,18 @@ def open_dataset(path: str | Path) -> Dataset:
     """
     path = Path(path)
     attrs = read_root_attrs(path)
+    for name in attrs["nodes"]:
+        gone = missing_node_error(path, name)
+        if gone is not None:
+            raise gone
+    if verify:
+        from microprep.store.verify import verify_store
+
+        verify_store(path, attrs=attrs).raise_for_damage()
     try:
-        tree = xr.open_datatree(path, engine="zarr", chunks={})
+        # xarray's zarr engine takes a zarr store object too (its hints list paths only)
+        store = open_store(path, attrs)
+        tree = xr.open_datatree(store, engine="zarr", chunks={})  # type: ignore[arg-type]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"{path}: cannot open the store: {exc}") from exc
     missing = [name for name in attrs["nodes"] if name not in tree.children]

@@ -1,7 +1,8 @@
 """Writing the dataset store: :class:`ZarrSink` (one zarr v3 group per image or volume).
 
 The layout is documented in ``docs/store-layout.md``; :mod:`microprep.store.read` opens it.
-Arrays are written with the zarr API directly (Zstd level 1, chunked, large ones sharded); the
+Arrays are written with the zarr API directly (Zstd level 1 then a CRC-32C per chunk, every
+chunk stored, large arrays sharded: :mod:`microprep.store.integrity`); the
 dimension names stored with every array let xarray read each node as a ``Dataset``.
 """
 
@@ -26,6 +27,7 @@ from microprep.store.layout import (
     COMPRESSORS,
     DESCRIPTIONS,
     FORMAT_VERSION,
+    INTEGRITY,
     jsonable,
     node_name,
     package_version,
@@ -77,6 +79,7 @@ class ZarrSink:
         self._attrs: dict[str, Any] = {
             "version": package_version(),
             "format_version": FORMAT_VERSION,
+            "integrity": dict(INTEGRITY),
             "classes": list(labels.class_names),
             "colors": [list(c) for c in labels.colors()],
             "source": str(provenance["source"]),
@@ -296,7 +299,9 @@ def _write_array(group: zarr.Group, spec: _ArraySpec) -> None:
         fill_value=False if data.dtype == np.bool_ else 0,
         dimension_names=spec.dims,
         attributes={"description": DESCRIPTIONS[spec.key]},
-        # Checking every chunk for emptiness costs more than writing the few empty ones.
+        # Every chunk is stored, also those of only the fill value: the store's manifest is
+        # that rule (microprep.store.integrity), and checking chunks for emptiness costs more
+        # than writing the few empty ones.
         config={"write_empty_chunks": True},
     )
 
