@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from microprep.cli.class_options import class_options
-from microprep.cli.options import reader_options
+from microprep.cli.options import max_memory_option, reader_options
 from microprep.cli.report import print_convert_summary
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
     is_flag=True,
     help="Apply the documented repairs (see prep validate) instead of refusing such errors.",
 )
+@max_memory_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @class_options
 def convert_command(
@@ -93,6 +94,7 @@ def convert_command(
     line_width: float,
     point_radius: float,
     repair: bool,
+    max_memory: int | None,
     quiet: bool,
     classes: ClassOptions,
 ) -> None:
@@ -125,6 +127,7 @@ def convert_command(
             images=images, size=size, label_attribute=label_attribute, masks=masks, label=label
         ),
         classes=classes,
+        max_memory=max_memory,
     )
     summary = convert(export, out, options)
     if not quiet:
