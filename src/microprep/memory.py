@@ -45,8 +45,8 @@ BYTES_PER_PIXEL = 48
 #: Estimated bytes per pixel and class of the one-hot export (a comparison and its copy).
 ONEHOT_BYTES_PER_CLASS = 2
 #: Band heights are rounded down to a multiple of these rows where the band allows
-#: (the store's shard rows, then its chunk rows), so zarr writes whole chunks.
-ALIGN_ROWS = (4096, 512)
+#: (the store's chunk rows), so zarr writes whole chunks.
+ALIGN_ROWS = (512,)
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
 _UNITS = {

@@ -3,7 +3,9 @@
 :class:`BandWriter` creates the node's arrays empty (same shapes, dtypes, chunks, shards,
 codecs and attributes as :meth:`~microprep.store.write.ZarrSink.add` gives them), writes the
 ``labels`` and ``instances`` rows of each :class:`~microprep.targets.bands.Band` as it comes,
-and the per-object tables (and the pixels, which are held whole) at once. Unlike ``add``, which
+and the per-object tables (and the pixels, which are held whole) at once. The arrays are not
+sharded (one file per chunk), so writing a band never decodes a whole shard; readers see the
+same arrays. Unlike ``add``, which
 stages a node in memory and writes its files in one go, the arrays go straight to the node's
 folder, so memory stays at one band; band heights are multiples of the chunk (or shard) rows
 where the budget allows, so each chunk is written once.
@@ -41,7 +43,9 @@ class BandWriter:
         where: str,
     ) -> None:
         self.where = where
-        chunks, shards = spatial_chunking(banded.shape)
+        # unsharded: a band rewrites whole chunks of 512 rows, never a shard of 4096 rows
+        # (zarr decodes a whole shard to change part of it: 64 MB of instance ids)
+        chunks, shards = spatial_chunking(banded.shape)[0], None
         n = len(banded.instances)
         try:
             group = zarr.create_group(
