@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,17 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from microprep.classes import ClassOptions, apply_classes, region_warning
+from microprep.conversion_bands import convert_banded, plan_group
 from microprep.errors import ImageFileError, UsageError
 from microprep.exports import Sink, SinkFactory
 from microprep.imagefiles import FolderImages, ImageSource, find_images, image_names, node_names
+from microprep.memory import default_budget
 from microprep.model import AnnotatedImage, AnnotationSet
 from microprep.outputs import atomic_output
 from microprep.precheck import check_beside_worthwhile, checked, checks_beside
 from microprep.readers import ReadOptions, read_annotations
 from microprep.targets import RasterOptions, Targets, build_targets, build_volume_targets
+from microprep.targets.bands import BandedTargets
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,9 @@ class ConvertOptions:
     second process while converting (None: for large exports; see :mod:`microprep.precheck`).
     ``classes``: class order, renames, drops, ignore and annotated regions, applied after the
     reader and before the checks (see :mod:`microprep.classes`). ``pixel_size``: ``(size,
-    unit)`` of one pixel, for the outputs that record it (ome-zarr, nnunet).
+    unit)`` of one pixel, for the outputs that record it (ome-zarr, nnunet). ``max_memory``: the
+    memory budget in bytes (None: :func:`microprep.memory.default_budget`); larger images are
+    built in bands of rows or refused (see :mod:`microprep.memory`).
     """
 
     to: tuple[str, ...] = ("zarr",)
@@ -78,6 +84,7 @@ class ConvertOptions:
     check_beside: bool | None = None
     classes: ClassOptions = ClassOptions()
     pixel_size: tuple[float, str] | None = None
+    max_memory: int | None = None
 
 
 @dataclass(slots=True)
@@ -274,6 +281,7 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             if beside
             else None
         )
+        budget = options.max_memory or default_budget()
         tmp = stack.enter_context(atomic_output(out))
         sinks = _sinks(tmp, kinds, annotations, provenance)
         total = 1 if options.volume else len(names) - len(missing)
@@ -286,10 +294,25 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             disable=None if options.progress else True,
         ):
             items = [item for item, _ in group]
-            targets = _targets(items, annotations, options)
-            pixels = _load_pixels(source, group) if source is not None else None
-            for sink in sinks:
-                sink.add(targets, pixels)
+            plan = plan_group(
+                items, items[0].image.name if len(items) == 1 else annotations.source.stem,
+                kinds=kinds, labels=annotations.labels, options=options.raster, budget=budget,
+                pixels=source is not None,
+            )  # fmt: skip
+            built: Targets | BandedTargets
+            if plan.band_rows is not None:
+                load = None if source is None else partial(_load_pixels, source, group)
+                built, band_counts = convert_banded(
+                    items[0], annotations.labels, options.raster, band_rows=plan.band_rows,
+                    sinks=sinks, load_pixels=load,
+                )  # fmt: skip
+                counts += band_counts
+            else:
+                built = _targets(items, annotations, options)
+                pixels = _load_pixels(source, group) if source is not None else None
+                for sink in sinks:
+                    sink.add(built, pixels)
+                counts += np.bincount(built.class_map.ravel(), minlength=counts.size)[: counts.size]
             no_region += [
                 item.image.name
                 for item in items
@@ -297,9 +320,8 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             ]
             summary.images += len(items)
             summary.shapes += sum(len(item.shapes) for item in items)
-            summary.objects += len(targets.instances)
-            summary.skipped_objects += targets.skipped
-            counts += np.bincount(targets.class_map.ravel(), minlength=counts.size)[: counts.size]
+            summary.objects += len(built.instances)
+            summary.skipped_objects += built.skipped
         for sink in sinks:
             sink.close()
         if wait_for_checks is not None:

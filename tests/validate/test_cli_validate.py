@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -137,3 +138,45 @@ def test_image_folder_checks(
 
 
 # ----------------------------------------------------------------------------- stress export
+
+
+def _random_polygon(n: int, size: int, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    pts = ";".join(f"{x:.2f},{y:.2f}" for x, y in rng.random((n, 2)) * size)
+    return (
+        f'<image id="0" name="a.png" width="{size}" height="{size}">'
+        f'<polygon label="precipitate" occluded="0" source="manual" points="{pts}"'
+        ' z_order="0"/></image>'
+    )
+
+
+def test_a_random_9999_vertex_polygon_is_refused_as_too_complex(
+    prep: Prep, write_cvat: Callable[..., Path], capsys: Capture
+) -> None:
+    export = write_cvat(_random_polygon(9_999, 1000, seed=0))
+    assert prep(["validate", str(export)]) == 2
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("error")]
+    assert "too-complex" in line and "a.png" in line and "9999 vertices" in line
+
+
+def test_a_polygon_over_the_vertex_cap_is_refused_by_convert(
+    prep: Prep, write_cvat: Callable[..., Path], tmp_path: Path, capsys: Capture
+) -> None:
+    export = write_cvat(_random_polygon(10_001, 1000, seed=1))
+    assert prep(["convert", str(export), "-o", str(tmp_path / "d.zarr")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "too-many-vertices" in err[0] and "10001 vertices" in err[0] and "'a.png'" in err[0]
+    assert not (tmp_path / "d.zarr").exists()
+
+
+def test_an_invalid_polygon_under_the_crossing_cap_is_still_judged_by_its_pixels(
+    prep: Prep, write_cvat: Callable[..., Path], capsys: Capture
+) -> None:
+    # 40 random vertices: about 160 crossings, under MAX_SELF_CROSSINGS
+    export = write_cvat(_random_polygon(40, 100, seed=2))
+    assert prep(["validate", str(export)]) in (0, 2)
+    out = capsys.readouterr().out
+    assert "the outline crosses itself" in out and "make_valid" in out
+    assert "too-complex" not in out

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from microprep.cli.class_options import class_options
-from microprep.cli.options import reader_options
+from microprep.cli.options import max_memory_option, reader_options
 from microprep.cli.report import print_convert_summary
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
     "--pixel-size",
     help="Size of one pixel with its unit (0.5nm, 1.2um): axis units of ome-zarr, nnunet spacing.",
 )
+@max_memory_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @class_options
 def convert_command(
@@ -98,6 +99,7 @@ def convert_command(
     point_radius: float,
     repair: bool,
     pixel_size: str | None,
+    max_memory: int | None,
     quiet: bool,
     classes: ClassOptions,
 ) -> None:
@@ -133,6 +135,7 @@ def convert_command(
         ),
         classes=classes,
         pixel_size=parse_pixel_size(pixel_size) if pixel_size else None,
+        max_memory=max_memory,
     )
     summary = convert(export, out, options)
     if not quiet:

@@ -112,3 +112,25 @@ def split_options(what: str, store: str = "DATASET") -> Callable[[F], F]:
         )(func)
 
     return add
+
+
+def _memory(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    from microprep.memory import parse_size
+
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def max_memory_option(func: F) -> F:
+    """``--max-memory SIZE``: the memory budget of the arrays built for one image."""
+    return click.option(
+        "--max-memory",
+        callback=_memory,
+        metavar="SIZE",
+        help="Memory budget for the arrays of one image, e.g. 2GB or 512MiB (default: half of "
+        "the available memory). Larger images are built in bands of rows, or refused.",
+    )(func)

@@ -34,8 +34,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from microprep.errors import InputError, UnsafeInputError
+from microprep.exports.pngrows import PngRows
 from microprep.model import ImageInfo, LabelMap
 from microprep.paths import check_relative_name, safe_join
+from microprep.targets.bands import Band, BandedTargets
 from microprep.targets.types import Targets, class_dtype, one_hot
 
 logger = logging.getLogger(__name__)
@@ -118,7 +120,7 @@ class _PerImageSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _check(self, targets: Targets) -> None:
+    def _check(self, targets: Targets | BandedTargets) -> None:
         if targets.num_classes != self.num_classes:
             raise ValueError(
                 f"{targets.name!r} has {targets.num_classes} classes, "
@@ -175,6 +177,28 @@ class MasksSink(_PerImageSink):
                 compress_level=PNG_COMPRESS_LEVEL,
                 compress_type=PNG_COMPRESS_TYPE,
             )
+
+    def banded_writer(self, banded: BandedTargets, pixels: NDArray[np.generic] | None) -> _MaskRows:
+        """Write the PNG of ``banded`` row by row (:mod:`microprep.exports.pngrows`); it
+        decodes to the same pixels as :meth:`add`'s."""
+        self._check(banded)
+        height, width = banded.shape
+        return _MaskRows(self._path(banded.images[0]), width, height, self.dtype)
+
+
+class _MaskRows:
+    """One mask PNG being written band by band."""
+
+    def __init__(self, path: Path, width: int, height: int, dtype: Any) -> None:
+        self._file = path.open("wb")
+        self._png = PngRows(self._file, width=width, height=height, dtype=dtype)
+
+    def write(self, band: Band) -> None:
+        self._png.write(band.class_map)
+
+    def close(self) -> None:
+        with self._file:
+            self._png.close()
 
 
 class OneHotSink(_PerImageSink):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -32,7 +33,8 @@ from microprep.exports.coco import planes
 from microprep.exports.masks import output_name
 from microprep.model import LabelMap
 from microprep.paths import safe_join
-from microprep.targets.types import Targets
+from microprep.targets.bands import Band, BandedTargets
+from microprep.targets.types import Raster, Targets
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,16 @@ def yolo_line(
     w = (x1 - x0) / width
     h = (y1 - y0) / height
     return f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
+
+
+class _NoRows:
+    """A band writer with nothing to write per band."""
+
+    def write(self, band: Band) -> None:
+        """Nothing: the labels were written up front."""
+
+    def close(self) -> None:
+        """Nothing to finish."""
 
 
 class YoloSink:
@@ -130,6 +142,17 @@ class YoloSink:
             path = safe_join(self.dir, str(rel))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+    def banded_writer(self, banded: BandedTargets, pixels: NDArray[np.generic] | None) -> _NoRows:
+        """Write the label file of an image built in bands: its boxes are known up front."""
+        empty = Raster((0, 0), np.ones((1, 1), dtype=bool))
+        rasters = tuple(empty for _ in banded.instances.rasters)  # every object has pixels
+        instances = replace(banded.instances, rasters=rasters)
+        height, width = banded.shape
+        cmap = np.broadcast_to(np.zeros(1, np.uint8), (height, width))
+        self.add(Targets(banded.name, banded.images, cmap, instances, banded.num_classes), None)
+        self.skipped += banded.skipped
+        return _NoRows()
 
     def close(self) -> None:
         """Write ``data.yaml`` and warn about objects left out."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 from zarr.storage import LocalStore, MemoryStore
 
 from microprep.errors import StoreError
-from microprep.model import LabelMap
+from microprep.model import ImageInfo, LabelMap
+from microprep.store.bands import BandWriter
 from microprep.store.layout import (
     ATTRS_KEY,
     COMPRESSORS,
@@ -34,6 +35,7 @@ from microprep.store.layout import (
     spatial_chunking,
     validate_attrs,
 )
+from microprep.targets.bands import BandedTargets
 from microprep.targets.types import Targets
 
 logger = logging.getLogger(__name__)
@@ -141,20 +143,7 @@ class ZarrSink:
         instances = targets.instances
 
         name = node_name(targets.name, self._taken)
-        attrs: dict[str, Any] = {
-            "name": targets.name,
-            "kind": "volume" if volume else "image",
-            "width": shape[-1],
-            "height": shape[-2],
-        }
-        if volume:
-            attrs["depth"] = shape[0]
-            attrs["frames"] = [image.name for image in targets.images]
-        subsets = [image.subset for image in targets.images]
-        if len(set(subsets)) == 1 and subsets[0] is not None:
-            attrs["subset"] = subsets[0]
-        elif len(set(subsets)) > 1:
-            attrs["subsets"] = subsets
+        attrs = _node_attrs(targets.name, targets.images, shape)
 
         chunks, shards = spatial_chunking(shape)
         n = len(instances)
@@ -191,6 +180,23 @@ class ZarrSink:
         self._nodes.append(name)
         logger.debug("%s: wrote node %r (%d instances)", self.root, name, n)
 
+    def banded_writer(
+        self, banded: BandedTargets, pixels: NDArray[np.generic] | None
+    ) -> BandWriter:
+        """Start one node written band by band (see :mod:`microprep.store.bands`); the
+        writer's ``close`` finishes it. The node equals what :meth:`add` writes."""
+        if self._closed:
+            raise StoreError(f"{self.root}: the store is closed; nodes can no longer be added")
+        name = node_name(banded.name, self._taken)
+        where = f"{self.root}: image {banded.name!r}"
+        if pixels is not None:
+            pixels = _check_pixels(np.asarray(pixels), banded.shape, where)
+        attrs = _node_attrs(banded.name, banded.images, banded.shape)
+        tables = _tables(banded, len(banded.instances), 2, where)
+        writer = BandWriter(self.root / name, banded, pixels, attrs, tables, where)
+        self._nodes.append(name)
+        return writer
+
     def close(self) -> None:
         """List the nodes in the root attributes, consolidate metadata, then mark complete.
 
@@ -216,6 +222,26 @@ class ZarrSink:
             raise StoreError(f"{self.root}: cannot finish the store: {exc}") from exc
         self._closed = True
         logger.info("%s: store complete, %d nodes", self.root, len(self._nodes))
+
+
+def _node_attrs(name: str, images: Sequence[ImageInfo], shape: tuple[int, ...]) -> dict[str, Any]:
+    """A node's attributes: its name, kind, size, frames and subsets."""
+    volume = len(shape) == 3
+    attrs: dict[str, Any] = {
+        "name": name,
+        "kind": "volume" if volume else "image",
+        "width": shape[-1],
+        "height": shape[-2],
+    }
+    if volume:
+        attrs["depth"] = shape[0]
+        attrs["frames"] = [image.name for image in images]
+    subsets = [image.subset for image in images]
+    if len(set(subsets)) == 1 and subsets[0] is not None:
+        attrs["subset"] = subsets[0]
+    elif len(set(subsets)) > 1:
+        attrs["subsets"] = subsets
+    return attrs
 
 
 def _class_attrs(labels: LabelMap, provenance: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,7 +332,9 @@ def _write_array(group: zarr.Group, spec: _ArraySpec) -> None:
     )
 
 
-def _tables(targets: Targets, n: int, ndim: int, where: str) -> dict[str, NDArray[Any]]:
+def _tables(
+    targets: Targets | BandedTargets, n: int, ndim: int, where: str
+) -> dict[str, NDArray[Any]]:
     """The per-instance arrays, checked to hold one row per instance."""
     instances = targets.instances
     tables: dict[str, tuple[Any, Any, tuple[int, ...]]] = {

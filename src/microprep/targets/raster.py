@@ -46,9 +46,13 @@ def _empty() -> Raster:
     return Raster((0, 0), np.zeros((0, 0), dtype=bool))
 
 
-def _span(lo: float, hi: float, size: int) -> tuple[int, int]:
-    """Indices ``i`` in ``[0, size)`` whose centre ``i + 0.5`` lies in ``[lo, hi)``."""
-    first = max(0, math.ceil(lo - 0.5))
+#: A window of rows ``(first, stop)``: the rows a raster is drawn on (the whole image, or a band).
+Rows = tuple[int, int]
+
+
+def _span(lo: float, hi: float, size: int, start: int = 0) -> tuple[int, int]:
+    """Indices ``i`` in ``[start, size)`` whose centre ``i + 0.5`` lies in ``[lo, hi)``."""
+    first = max(start, math.ceil(lo - 0.5))
     stop = min(size, math.ceil(hi - 0.5))
     return first, max(first, stop)
 
@@ -107,22 +111,22 @@ def fill_rings(
     return (np.cumsum(toggles, axis=1) & 1).astype(bool)
 
 
-def _polygon(rings: list[NDArray[np.float64]], height: int, width: int) -> Raster:
+def _polygon(rings: list[NDArray[np.float64]], rows: Rows, width: int) -> Raster:
     allp = np.concatenate(rings)
     if not np.isfinite(allp).all():
         return _empty()
-    r0, r1 = _span(float(allp[:, 1].min()), float(allp[:, 1].max()), height)
+    r0, r1 = _span(float(allp[:, 1].min()), float(allp[:, 1].max()), rows[1], rows[0])
     c0, c1 = _span(float(allp[:, 0].min()), float(allp[:, 0].max()), width)
     if r1 <= r0 or c1 <= c0:
         return _empty()
     return Raster((r0, c0), fill_rings(rings, r0, c0, r1 - r0, c1 - c0))
 
 
-def _box(shape: Shape, height: int, width: int) -> Raster:
+def _box(shape: Shape, rows: Rows, width: int) -> Raster:
     if shape.rotation % 360.0 != 0.0:
-        return _polygon([box_corners(shape.points, shape.rotation)], height, width)
+        return _polygon([box_corners(shape.points, shape.rotation)], rows, width)
     (x0, y0), (x1, y1) = shape.points
-    r0, r1 = _span(y0, y1, height)
+    r0, r1 = _span(y0, y1, rows[1], rows[0])
     c0, c1 = _span(x0, x1, width)
     if r1 <= r0 or c1 <= c0:
         return _empty()
@@ -130,12 +134,12 @@ def _box(shape: Shape, height: int, width: int) -> Raster:
 
 
 def _centres(
-    extent: tuple[float, float, float, float], height: int, width: int
+    extent: tuple[float, float, float, float], rows: Rows, width: int
 ) -> tuple[int, int, NDArray[np.float64], NDArray[np.float64]] | None:
     """Crop origin and the pixel-centre coordinates (column vector ys, row vector xs)."""
     x0, y0, x1, y1 = extent
     # closed extent: include a centre lying exactly on the far edge
-    r0, r1 = _span(y0, math.nextafter(y1, math.inf), height)
+    r0, r1 = _span(y0, math.nextafter(y1, math.inf), rows[1], rows[0])
     c0, c1 = _span(x0, math.nextafter(x1, math.inf), width)
     if r1 <= r0 or c1 <= c0:
         return None
@@ -144,11 +148,11 @@ def _centres(
     return r0, c0, ys, xs
 
 
-def _ellipse(shape: Shape, height: int, width: int) -> Raster:
+def _ellipse(shape: Shape, rows: Rows, width: int) -> Raster:
     (cx, cy), (rx, ry) = shape.points
     if not (rx > 0 and ry > 0):
         return _empty()
-    grid = _centres(shape.extent(), height, width)
+    grid = _centres(shape.extent(), rows, width)
     if grid is None:
         return _empty()
     r0, c0, ys, xs = grid
@@ -159,7 +163,7 @@ def _ellipse(shape: Shape, height: int, width: int) -> Raster:
     return Raster((r0, c0), u * u + v * v <= 1.0)
 
 
-def _disks(points: NDArray[np.float64], radius: float, height: int, width: int) -> Raster:
+def _disks(points: NDArray[np.float64], radius: float, rows: Rows, width: int) -> Raster:
     if len(points) == 0 or radius <= 0:
         return _empty()
     ext = (
@@ -168,7 +172,7 @@ def _disks(points: NDArray[np.float64], radius: float, height: int, width: int) 
         float(points[:, 0].max()) + radius,
         float(points[:, 1].max()) + radius,
     )
-    grid = _centres(ext, height, width)
+    grid = _centres(ext, rows, width)
     if grid is None:
         return _empty()
     r0, c0, ys, xs = grid
@@ -179,9 +183,9 @@ def _disks(points: NDArray[np.float64], radius: float, height: int, width: int) 
     return Raster((r0, c0), mask)
 
 
-def _polyline(points: NDArray[np.float64], line_width: float, height: int, width: int) -> Raster:
+def _polyline(points: NDArray[np.float64], line_width: float, rows: Rows, width: int) -> Raster:
     if len(points) < 2 or line_width <= 0:
-        return _disks(points, line_width / 2.0, height, width)
+        return _disks(points, line_width / 2.0, rows, width)
     band = shapely.LineString(points).buffer(line_width / 2.0, cap_style="flat", join_style="round")
     polys = getattr(band, "geoms", [band])
     rings: list[NDArray[np.float64]] = []
@@ -192,28 +196,35 @@ def _polyline(points: NDArray[np.float64], line_width: float, height: int, width
         rings.extend(np.asarray(h.coords, dtype=np.float64)[:-1] for h in poly.interiors)
     if not rings:
         return _empty()
-    return _polygon(rings, height, width)
+    return _polygon(rings, rows, width)
 
 
-def _mask(shape: Shape, height: int, width: int) -> Raster:
+def _mask(shape: Shape, rows: Rows, width: int) -> Raster:
     bitmap = shape.bitmap
     if bitmap is None or bitmap.size == 0:
         return _empty()
     left, top = (round(v) for v in shape.points[0])
-    r0, c0 = max(0, top), max(0, left)
-    r1, c1 = min(height, top + bitmap.shape[0]), min(width, left + bitmap.shape[1])
+    r0, c0 = max(rows[0], top), max(0, left)
+    r1, c1 = min(rows[1], top + bitmap.shape[0]), min(width, left + bitmap.shape[1])
     if r1 <= r0 or c1 <= c0:
         return _empty()
     return Raster((r0, c0), bitmap[r0 - top : r1 - top, c0 - left : c1 - left].astype(bool))
 
 
 def rasterize_shape(
-    shape: Shape, height: int, width: int, options: RasterOptions = RasterOptions()
+    shape: Shape,
+    height: int,
+    width: int,
+    options: RasterOptions = RasterOptions(),
+    *,
+    rows: Rows | None = None,
 ) -> Raster:
     """Rasterize ``shape`` on a ``height`` x ``width`` image (pixels), cropped and clipped.
 
     Returns a :class:`Raster` whose bool mask covers the shape's pixels inside the image; it is
     empty (zero-sized) for tags and for shapes that cover no pixel centre inside the image.
+    ``rows`` ``(first, stop)`` draws only those rows (a band of the image; origins stay in image
+    coordinates): the bands of an image, put together, give exactly the whole raster.
 
     Example:
         >>> import numpy as np
@@ -222,21 +233,22 @@ def rasterize_shape(
         >>> r.origin, r.mask.shape
         ((1, 1), (1, 2))
     """
+    window: Rows = (0, height) if rows is None else (max(0, rows[0]), min(height, rows[1]))
     kind = shape.kind
     if kind == "box":
-        return _box(shape, height, width)
+        return _box(shape, window, width)
     if kind == "polygon":
         if len(shape.points) < 3:
             return _empty()
-        return _polygon([np.asarray(shape.points)], height, width)
+        return _polygon([np.asarray(shape.points)], window, width)
     if kind == "ellipse":
-        return _ellipse(shape, height, width)
+        return _ellipse(shape, window, width)
     if kind == "polyline":
-        return _polyline(np.asarray(shape.points), options.line_width, height, width)
+        return _polyline(np.asarray(shape.points), options.line_width, window, width)
     if kind in ("points", "skeleton"):
-        return _disks(np.asarray(shape.points), options.point_radius, height, width)
+        return _disks(np.asarray(shape.points), options.point_radius, window, width)
     if kind == "mask":
-        return _mask(shape, height, width)
+        return _mask(shape, window, width)
     return _empty()
 
 

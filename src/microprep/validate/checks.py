@@ -9,6 +9,9 @@ non-finite                  error    a coordinate or the rotation is NaN or infi
 malformed-shape             error    wrong number of points for the kind, or a mask bitmap
                                      whose size is not its box's
 too-many-vertices           error    more vertices than ``ValidateOptions.max_vertices``
+too-complex                 error    an invalid polygon whose edges cross each other more than
+                                     ``MAX_SELF_CROSSINGS`` times: not repaired (make_valid's
+                                     cost explodes with the crossings)
 too-few-points              error    polygon with < 3 distinct points, polyline < 2, points 0
 reversed-box                error    box with ``x_max < x_min`` or ``y_max < y_min``
 zero-area                   error    polygon, box, ellipse or mask with no area
@@ -49,6 +52,7 @@ from numpy.typing import NDArray
 
 from microprep.model import Shape
 from microprep.targets.raster import rasterize_shape
+from microprep.validate.crossings import MAX_SELF_CROSSINGS
 from microprep.validate.geometry import AREA_KINDS, Measures, measure
 from microprep.validate.invalid import compare_repairs, invalid_finding
 from microprep.validate.report import Finding, Severity
@@ -170,6 +174,13 @@ def geometry_findings(
     for i in np.flatnonzero(ok & np.isin(m.kinds, ["ellipse", "mask"]) & (m.area == 0)):
         what = "radius is not positive" if m.kinds[i] == "ellipse" else "bitmap is empty"
         emit(i, "error", "zero-area", f"has zero area ({what})")
+    for i in np.flatnonzero(m.crossings > MAX_SELF_CROSSINGS):
+        n = int(m.n_vertices[i])
+        message = (
+            f"has {n} vertices whose edges cross each other more than {MAX_SELF_CROSSINGS} times "
+            "(MAX_SELF_CROSSINGS): too complex to check or repair; redraw it"
+        )
+        emit(i, "error", "too-complex", message, vertices=n, cap=MAX_SELF_CROSSINGS)
     for k in np.flatnonzero(~m.valid & (m.fixed_area > 0)).tolist():
         s = batch.shapes[k]
         add(k, invalid_finding(m, k, s, batch.names[k], batch.heights[k], batch.widths[k]))

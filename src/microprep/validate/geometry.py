@@ -27,6 +27,7 @@ import shapely
 from numpy.typing import NDArray
 
 from microprep.model import Shape
+from microprep.validate.crossings import MAX_SELF_CROSSINGS, count_crossings
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,10 @@ class Measures:
     ``pixels`` holds, for invalid polygons, what repairing them changes in their pixels (a
     :class:`~microprep.validate.pixels.PixelChange`, filled by
     :func:`~microprep.validate.invalid.compare_repairs`; None elsewhere). Invalid polygons whose
-    repair covers the same pixels get that repaired geometry in ``geoms``.
+    repair covers the same pixels get that repaired geometry in ``geoms``. ``crossings`` counts,
+    for invalid polygons, the pairs of their edges that meet (-1 elsewhere); above
+    :data:`~microprep.validate.crossings.MAX_SELF_CROSSINGS` (the count then stops somewhere
+    above the cap) the polygon is not repaired: ``fixed`` stays None and ``fixed_area`` NaN.
     """
 
     kinds: NDArray[Any]
@@ -75,6 +79,7 @@ class Measures:
     shoelace: FloatArray
     duplicates: IntArray
     pixels: NDArray[Any]
+    crossings: IntArray
 
 
 def _reduce(
@@ -207,6 +212,7 @@ def measure(shapes: Sequence[Shape], max_vertices: int) -> Measures:
     fixed = np.full(n, None, dtype=object)
     fixed_area = np.full(n, np.nan)
     shoelace = np.full(n, np.nan)
+    crossings = np.full(n, -1, dtype=np.int64)
     poly = np.flatnonzero((kinds == "polygon") & finite & (counts >= 3) & (counts <= max_vertices))
     if len(poly):
         polys = _polygons(pts, starts, counts, poly)
@@ -218,9 +224,14 @@ def measure(shapes: Sequence[Shape], max_vertices: int) -> Measures:
         bad = poly[~good]
         if len(bad):
             reason[bad] = shapely.is_valid_reason(polys[~good])
-            fixed[bad] = shapely.make_valid(polys[~good])
-            fixed_area[bad] = shapely.area(fixed[bad])
-            area[bad] = fixed_area[bad]
+            crossings[bad] = [
+                count_crossings(shapes[i].points, limit=MAX_SELF_CROSSINGS) for i in bad.tolist()
+            ]
+            # make_valid's cost explodes with the crossings: too complex ones are not repaired
+            ok = crossings[bad] <= MAX_SELF_CROSSINGS
+            fixed[bad[ok]] = shapely.make_valid(polys[~good][ok])
+            fixed_area[bad[ok]] = shapely.area(fixed[bad[ok]])
+            area[bad] = np.where(ok, fixed_area[bad], shoelace[bad])
 
     return Measures(
         kinds=kinds,
@@ -238,6 +249,7 @@ def measure(shapes: Sequence[Shape], max_vertices: int) -> Measures:
         shoelace=shoelace,
         duplicates=_duplicates(kinds, pts, starts, counts),
         pixels=np.full(n, None, dtype=object),
+        crossings=crossings,
     )
 
 
