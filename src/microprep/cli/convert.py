@@ -1,4 +1,7 @@
-"""``prep convert EXPORT --out OUT [--to zarr,masks,onehot,coco,yolo]``."""
+"""``prep convert EXPORT --out OUT [--to zarr,masks,onehot,coco,yolo,...]``.
+
+The output kinds come from :mod:`microprep.registry` (built-ins and plugins alike).
+"""
 
 from __future__ import annotations
 
@@ -14,19 +17,33 @@ from microprep.cli.report import print_convert_summary
 if TYPE_CHECKING:
     from microprep.classes import ClassOptions
 
-KINDS = "zarr,masks,onehot,coco,yolo"
-
 
 def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    from microprep.registry import sink_kinds
+
+    names = ",".join(kind.name for kind in sink_kinds())
     kinds = tuple(k.strip() for k in value.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in KINDS.split(",")]
+    unknown = [k for k in kinds if k not in names.split(",")]
     if unknown or not kinds:
-        raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}; choose from {KINDS}")
+        raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}; choose from {names}")
     return kinds
 
 
-@click.command("convert")
-@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+class _ConvertCommand(click.Command):
+    """Lists the output kinds of the registry (plugins included) at the end of ``--help``."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from microprep.registry import reader_kinds, sink_kinds
+
+        super().format_epilog(ctx, formatter)
+        with formatter.section("Output kinds (--to)"):
+            formatter.write_dl([(kind.name, kind.description) for kind in sink_kinds()])
+        with formatter.section("Formats (--format; detected when left out)"):
+            formatter.write_dl([(kind.name, kind.description) for kind in reader_kinds()])
+
+
+@click.command("convert", cls=_ConvertCommand)
+@click.argument("export", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--out",
     "-o",
@@ -40,7 +57,7 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
     default="zarr",
     show_default=True,
     callback=_kinds,
-    help=f"Comma list of outputs: {KINDS}.",
+    help="Comma list of output kinds (listed below).",
 )
 @click.option(
     "--images",
@@ -88,6 +105,9 @@ def convert_command(
     label_attribute: str | None,
     label: str | None,
     masks: Path | None,
+    label_suffix: str | None,
+    label_kind: str | None,
+    instance_class: str | None,
     volume: bool,
     skip_missing: bool,
     line_width: float,
@@ -122,7 +142,15 @@ def convert_command(
         progress=not quiet,
         repair=repair,
         read=ReadOptions(
-            images=images, size=size, label_attribute=label_attribute, masks=masks, label=label
+            images=images,
+            size=size,
+            label_attribute=label_attribute,
+            masks=masks,
+            label=label,
+            label_suffix=label_suffix,
+            label_kind=label_kind,
+            instance_class=instance_class,
+            classes=classes.classes,
         ),
         classes=classes,
     )

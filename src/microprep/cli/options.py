@@ -62,7 +62,8 @@ def window_value(value: object) -> int | list[int] | None:
 
 
 def reader_options(func: F) -> F:
-    """Add ``--format``, ``--size``, ``--label-attribute``, ``--label``, ``--masks`` to a command.
+    """Add ``--format``, ``--size``, ``--label-attribute``, ``--label``, ``--masks`` and the
+    label-folder options ``--label-suffix``, ``--label-kind``, ``--instance-class`` to a command.
 
     ``--label`` is the VIA class of regions without a class value.
     """
@@ -84,6 +85,23 @@ def reader_options(func: F) -> F:
             "--masks",
             type=click.Path(exists=True, file_okay=False, path_type=Path),
             help="Local folder of the mask PNGs of a Labelbox export (URLs are never fetched).",
+        ),
+        click.option(
+            "--label-suffix",
+            metavar="SUFFIX",
+            help="Label folders: the suffix tying a label file to its image, e.g. _masks "
+            "(default: tries none, _masks, _mask, _labels, _label).",
+        ),
+        click.option(
+            "--label-kind",
+            type=click.Choice(("class", "instance")),
+            help="Label folders: class-index or instance-id images (default: class with "
+            "class names, instance with --instance-class).",
+        ),
+        click.option(
+            "--instance-class",
+            metavar="NAME",
+            help="Label folders of instance ids: the class of every instance (default: object).",
         ),
     ]
     for decorator in reversed(decorators):
