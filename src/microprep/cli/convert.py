@@ -33,13 +33,16 @@ class _ConvertCommand(click.Command):
     """Lists the output kinds of the registry (plugins included) at the end of ``--help``."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from microprep.registry import reader_kinds, sink_kinds
+        from microprep.registry import broken, reader_kinds, sink_kinds
 
         super().format_epilog(ctx, formatter)
         with formatter.section("Output kinds (--to)"):
             formatter.write_dl([(kind.name, kind.description) for kind in sink_kinds()])
         with formatter.section("Formats (--format; detected when left out)"):
             formatter.write_dl([(kind.name, kind.description) for kind in reader_kinds()])
+        if failed := broken():
+            with formatter.section("Plugins that failed to load"):
+                formatter.write_dl(sorted(failed.items()))
 
 
 @click.command("convert", cls=_ConvertCommand)
