@@ -52,13 +52,7 @@ from microprep.errors import FormatError, GeometryError, InputError
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap, LabelSpec, Shape
 from microprep.paths import check_relative_name
 from microprep.readers.coco_rle import RleError, crop_mask, string_counts
-from microprep.readers.jsonsafe import (
-    MAX_COORDINATE,
-    coordinate,
-    describe,
-    json_path,
-    load_json,
-)
+from microprep.readers.jsonsafe import MAX_COORDINATE, coordinate, describe, json_path, loads
 from microprep.readers.options import ReadOptions
 
 __all__ = ["detect", "read_coco"]
@@ -313,6 +307,26 @@ class _Reader:
         return per_image
 
 
+def _load(path: Path) -> Any:
+    """The parsed file, hardened as :func:`microprep.readers.jsonsafe.loads`; a refused value
+    is reported with its JSON path."""
+    from microprep.readers.via.jsonlocate import locate_refusal
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 text ({exc.reason})", file=path) from exc
+    except OSError as exc:
+        raise FormatError(f"cannot read: {exc.strerror or exc}", file=path) from exc
+    try:
+        return loads(text, file=path)
+    except FormatError as exc:
+        found = locate_refusal(text) if exc.column is None else None
+        if found is None:
+            raise
+        raise FormatError(found[0], file=path, where=json_path(found[1])) from exc
+
+
 def read_coco(
     path: str | Path,
     *,
@@ -333,7 +347,7 @@ def read_coco(
     """
     path = Path(path)
     reader = _Reader(path)
-    data = reader.obj(load_json(path), [])
+    data = reader.obj(_load(path), [])
     for key in _KEYS:
         reader.array(reader.field(data, key, []), [key])
     labels, categories = reader.labels(data["categories"])
