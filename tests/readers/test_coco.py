@@ -171,3 +171,15 @@ def test_validate_accepts_a_coco_file(tmp_path: Path) -> None:
     path = write(tmp_path, doc(annotations=annotations))
     result = CliRunner().invoke(cli, ["validate", str(path)])
     assert result.exit_code == 0, result.output
+
+
+def test_detection_of_a_large_file_with_categories_last(tmp_path: Path) -> None:
+    """COCO 2017 writes categories last, after megabytes of images and annotations."""
+    images = [{"id": i, "file_name": f"{i}.png", "width": 8, "height": 8} for i in range(4000)]
+    annotations = [{"image_id": i, "category_id": 1, "bbox": [0, 0, 2, 2]} for i in range(4000)]
+    text = json.dumps({"info": {}, "images": images, "annotations": annotations,
+                       "categories": [{"id": 1, "name": "pore"}]})  # fmt: skip
+    path = write(tmp_path, text)
+    assert path.stat().st_size > 300_000
+    assert detect_format(path) == "coco-instances"
+    assert len(read_coco(path)) == 4000

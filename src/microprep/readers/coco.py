@@ -66,16 +66,33 @@ _SKIPPED_ATTRIBUTES = frozenset({"occluded", "group", "track_id"})
 
 
 def detect(path: Path) -> bool:
-    """True when ``path`` looks like a COCO instances file: a JSON object whose first 64 KB
-    name ``images``, ``annotations`` and ``categories`` as keys (never raises)."""
+    """True when ``path`` looks like a COCO instances file (never raises).
+
+    A JSON object naming ``images``, ``annotations`` and ``categories`` as array keys in its
+    first and last 64 KB; in a larger file, whose middle holds the long arrays, ``images``
+    with ``file_name`` entries and ``categories`` or ``category_id`` are enough.
+    """
     try:
         with open(path, "rb") as stream:
-            head = stream.read(_SNIFF_BYTES).decode("utf-8", errors="ignore")
+            head = stream.read(_SNIFF_BYTES)
+            stream.seek(0, 2)
+            size = stream.tell()
+            stream.seek(max(len(head), size - _SNIFF_BYTES))
+            tail = stream.read()
     except (OSError, ValueError):
         return False
-    if not head.lstrip("\ufeff \t\r\n").startswith("{"):
+    text = head.decode("utf-8", errors="ignore")
+    if not text.lstrip("\ufeff \t\r\n").startswith("{"):
         return False
-    return all(re.search(rf'"{key}"\s*:\s*\[', head) for key in _KEYS)
+    both = text + tail.decode("utf-8", errors="ignore")
+    if all(re.search(rf'"{key}"\s*:\s*\[', both) for key in _KEYS):
+        return True
+    return (
+        size > 2 * _SNIFF_BYTES
+        and re.search(r'"images"\s*:\s*\[', text) is not None
+        and '"file_name"' in text
+        and ('"categories"' in both or '"category_id"' in both)
+    )
 
 
 class _Reader:
