@@ -1,4 +1,4 @@
-"""Readers side by side: CVAT XML vs VIA 2 JSON vs Labelbox NDJSON, and validate vs convert.
+"""Readers side by side: CVAT XML vs VIA 2 JSON vs Labelbox NDJSON vs COCO, and validate vs convert.
 
 Usage::
 
@@ -6,11 +6,11 @@ Usage::
                                        [--stress-images 20] [--workdir DIR]
 
 1. Writes the same synthetic scene (``--images`` images of 2048x2048, ``--polygons`` polygons of
-   ``--vertices`` float vertices each) as a CVAT for images export, a VIA 2 JSON export and a
-   Labelbox NDJSON export, then reads each completely (checking pass + iterating every shape),
-   every reader in a fresh process, and prints the time per shape, the ratio to the CVAT
-   reader and the peak memory (RSS). Goal: VIA and Labelbox within 2x of CVAT per shape, NDJSON
-   memory bounded (streamed).
+   ``--vertices`` float vertices each) as a CVAT for images export, a VIA 2 JSON export, a
+   Labelbox NDJSON export and a COCO instances file, then reads each completely (checking pass +
+   iterating every shape), every reader in a fresh process, and prints the time per shape, the
+   ratio to the CVAT reader and the peak memory (RSS). Goal: VIA, Labelbox and COCO within 2x of
+   CVAT per shape, NDJSON memory bounded (streamed).
 2. On the stress export of ``stress_export.py`` (20 images x 370 shapes): ``prep validate``
    vs ``prep convert --to masks``. Goal: validate under 2x of convert.
 """
@@ -53,15 +53,21 @@ def polygons(rng: np.random.Generator, count: int, vertices: int) -> np.ndarray:
 
 
 def write_exports(folder: Path, images: int, per_image: int, vertices: int) -> dict[str, Path]:
-    """The same scene as CVAT XML, VIA 2 JSON and Labelbox NDJSON."""
+    """The same scene as CVAT XML, VIA 2 JSON, Labelbox NDJSON and COCO instances JSON."""
     rng = np.random.default_rng(11)
     labels = ("bubble", "precipitate", "grain")
     paths = {
         "cvat": folder / "scene.xml",
         "via": folder / "scene_via.json",
         "labelbox": folder / "scene.ndjson",
+        "coco": folder / "scene_coco.json",
     }
     via: dict[str, object] = {}
+    coco: dict[str, list[object]] = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": k + 1, "name": n} for k, n in enumerate(labels)],
+    }
     with paths["cvat"].open("w") as xml, paths["labelbox"].open("w") as ndjson:
         xml.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version>')
         xml.write("<meta><task><labels>")
@@ -87,6 +93,15 @@ def write_exports(folder: Path, images: int, per_image: int, vertices: int) -> d
                         "region_attributes": {"class": labels[cls]},
                     }
                 )
+                coco["annotations"].append(
+                    {
+                        "id": len(coco["annotations"]) + 1,
+                        "image_id": i + 1,
+                        "category_id": int(cls) + 1,
+                        "segmentation": [poly.ravel().round(2).tolist()],
+                        "iscrowd": 0,
+                    }
+                )
                 objects.append(
                     {
                         "feature_id": f"f{i}-{k}",
@@ -96,6 +111,7 @@ def write_exports(folder: Path, images: int, per_image: int, vertices: int) -> d
                     }
                 )
             xml.write("</image>\n")
+            coco["images"].append({"id": i + 1, "file_name": name, "width": SIZE, "height": SIZE})
             via[f"{name}0"] = {
                 "filename": name,
                 "size": 0,
@@ -110,6 +126,7 @@ def write_exports(folder: Path, images: int, per_image: int, vertices: int) -> d
             ndjson.write(json.dumps(row) + "\n")
         xml.write("</annotations>\n")
     paths["via"].write_text(json.dumps(via))
+    paths["coco"].write_text(json.dumps(coco))
     return paths
 
 
@@ -137,7 +154,7 @@ def main() -> int:
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="microprep-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"writing {args.images} images x {args.polygons} polygons in three formats to {work}")
+    print(f"writing {args.images} images x {args.polygons} polygons in four formats to {work}")
     paths = write_exports(work, args.images, args.polygons, args.vertices)
     rows = []
     for name, path in paths.items():

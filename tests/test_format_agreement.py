@@ -97,3 +97,43 @@ def test_the_same_classes_file_gives_identical_stores(sample_data: Path, tmp_pat
         np.unique(np.concatenate([reference[n]["labels"].values.ravel() for n in reference.nodes]))
     )
     assert shown == {0, 1, 2}
+
+
+def test_coco_and_label_folders_written_from_cvat_give_the_same_store(
+    sample_data: Path, tmp_path: Path
+) -> None:
+    """The CVAT sample written as COCO and as masks, then read back, gives the CVAT store's
+    classes and class maps pixel for pixel. Instances: COCO keeps every object (its masks are
+    the objects' own); a label folder gives one object per connected region of a class, so
+    touching objects of one class merge and grouped parts apart from each other split."""
+    from microprep.cli.main import main
+    from microprep.store import open_dataset
+
+    images = str(sample_data / "micrographs")
+    written = tmp_path / "written"
+    export = str(sample_data / "cvat" / "annotations.xml")
+    assert main(["convert", export, "--images", images, "--to", "zarr,coco,masks", "-q",
+                 "-o", str(written)]) == 0  # fmt: skip
+    reference = open_dataset(written / "dataset.zarr")
+    classes = str(written / "classes.txt")
+    sources = {
+        "coco": [str(written / "coco.json"), "--classes", classes],
+        "masks": [str(written / "masks")],  # classes.txt beside the folder names the classes
+    }
+    drawn = 0
+    for name, args in sources.items():
+        out = tmp_path / f"{name}.zarr"
+        assert main(["convert", *args, "--images", images, "-q", "-o", str(out)]) == 0, name
+        ds = open_dataset(out)
+        assert ds.classes == reference.classes, name
+        assert sorted(ds.nodes) == sorted(reference.nodes), name  # folders: file name order
+        for node in reference.nodes:
+            expected = reference[node]["labels"].values
+            np.testing.assert_array_equal(ds[node]["labels"].values, expected, err_msg=name)
+            np.testing.assert_array_equal(ds[node]["image"].values, reference[node]["image"].values)
+            drawn += int(np.count_nonzero(expected))
+    assert drawn > 2 * 100_000
+    coco = read_annotations(written / "coco.json")
+    cvat = read_annotations(export)
+    objects = [len(build_targets(item, coco.labels).instances.rasters) for item in coco]
+    assert objects == [len(build_targets(item, cvat.labels).instances.rasters) for item in cvat]

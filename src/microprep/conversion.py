@@ -23,42 +23,31 @@ from tqdm import tqdm
 from microprep.classes import ClassOptions, apply_classes, region_warning
 from microprep.conversion_bands import convert_banded, plan_group
 from microprep.errors import ImageFileError, UsageError
-from microprep.exports import Sink, SinkFactory
+from microprep.exports import Sink
+from microprep.exports.kinds import STORE_NAME
 from microprep.imagefiles import FolderImages, ImageSource, find_images, image_names, node_names
 from microprep.memory import default_budget
 from microprep.model import AnnotatedImage, AnnotationSet
 from microprep.outputs import atomic_output
 from microprep.precheck import check_beside_worthwhile, checked, checks_beside
 from microprep.readers import ReadOptions, read_annotations
+from microprep.registry import SinkKind, output_path, resolve, sink_kinds
 from microprep.targets import RasterOptions, Targets, build_targets, build_volume_targets
 from microprep.targets.bands import BandedTargets
 
 log = logging.getLogger(__name__)
 
-#: Output kinds of ``--to``, in the order they are written.
-OUTPUT_KINDS = (
-    "zarr",
-    "masks",
-    "onehot",
-    "coco",
-    "yolo",
-    "ome-zarr",
-    "nnunet",
-    "cellpose",
-    "stardist",
-)
-#: Name of the store inside the output folder when ``--to`` also asks for file exports.
-STORE_NAME = "dataset.zarr"
+__all__ = ["STORE_NAME", "ConvertOptions", "ConvertSummary", "convert"]
 
 
 @dataclass(frozen=True, slots=True)
 class ConvertOptions:
     """What ``convert`` writes and how.
 
-    ``to``: output kinds (see :data:`OUTPUT_KINDS`). ``images``: folder of the image files, by
-    their names in the export (needed for pixels in the store); None: for CVAT exports, the
-    ``images/`` folder CVAT writes beside the annotations or into the export archive, if there is
-    one (see :mod:`microprep.imagefiles`). ``volume``: stack every image
+    ``to``: output kinds (see :func:`microprep.registry.sink_kinds`). ``images``: folder of the
+    image files, by their names in the export (needed for pixels in the store); None: for CVAT
+    exports, the ``images/`` folder CVAT writes beside the annotations or into the export
+    archive, if there is one (see :mod:`microprep.imagefiles`). ``volume``: stack every image
     (frames of a track export: slices) into one ``(Z, H, W)`` volume. ``skip_missing``: leave out
     images whose file is missing instead of failing. ``raster``: line width / point radius.
     ``format``: reader to use (detected when None). ``repair``: apply the documented repairs
@@ -108,55 +97,33 @@ class ConvertSummary:
 
 
 def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    """Hex SHA-256 of a file, read in 1 MiB blocks; of a folder (label images), over its files'
+    relative names and contents in name order."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
 def _sinks(
-    root: Path, kinds: Sequence[str], annotations: AnnotationSet, provenance: dict[str, Any]
+    root: Path, kinds: Sequence[SinkKind], annotations: AnnotationSet, provenance: dict[str, Any]
 ) -> list[Sink]:
-    from microprep.exports.cellpose import CellposeSink
-    from microprep.exports.coco import CocoSink
-    from microprep.exports.masks import MasksSink, OneHotSink
-    from microprep.exports.nnunet import NnUNetSink
-    from microprep.exports.omezarr import OmeZarrSink
-    from microprep.exports.stardist import StarDistSink
-    from microprep.exports.yolo import YoloSink
-    from microprep.store import ZarrSink
-
-    factories: dict[str, SinkFactory] = {
-        "zarr": ZarrSink,
-        "masks": MasksSink,
-        "onehot": OneHotSink,
-        "coco": CocoSink,
-        "yolo": YoloSink,
-        "ome-zarr": OmeZarrSink,
-        "nnunet": NnUNetSink,
-        "cellpose": CellposeSink,
-        "stardist": StarDistSink,
-    }
     sinks = []
     for kind in kinds:
-        target = root
-        if kind == "zarr" and list(kinds) != ["zarr"]:
-            target = root / STORE_NAME
+        target = output_path(root, kind, alone=len(kinds) == 1) if kind.store else root
+        if target != root:
             target.mkdir()
-        sinks.append(factories[kind](target, annotations.labels, provenance=provenance))
+        sinks.append(kind.factory(target, annotations.labels, provenance=provenance))
     return sinks
 
 
-def _check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
-    unknown = [k for k in kinds if k not in OUTPUT_KINDS]
-    if unknown or not kinds:
-        raise UsageError(
-            f"unknown output kind(s) {', '.join(unknown) or '(none)'}; "
-            f"choose from {', '.join(OUTPUT_KINDS)}"
-        )
-    return tuple(k for k in OUTPUT_KINDS if k in kinds)
+def _check_kinds(names: Sequence[str]) -> list[SinkKind]:
+    return resolve(tuple(names), sink_kinds, "output kind")
 
 
 def _missing(names: list[str], folder: ImageSource, skip_missing: bool, source: Path) -> set[str]:
@@ -264,7 +231,7 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             "sha256": sha256(export),
             "source_format": annotations.format,
             "options": {
-                "to": list(kinds),
+                "to": [kind.name for kind in kinds],
                 "volume": options.volume,
                 "line_width": options.raster.line_width,
                 "point_radius": options.raster.point_radius,
@@ -330,26 +297,10 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
     if (line := region_warning(no_region, annotations.labels)) is not None:
         summary.warnings.append(line)
     for kind in kinds:
-        summary.outputs[kind] = _output_path(out, kind, kinds)
+        summary.outputs[kind.name] = output_path(out, kind, alone=len(kinds) == 1)
     summary.warnings.extend(w for w in warnings if w not in summary.warnings)
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-def _output_path(out: Path, kind: str, kinds: Sequence[str]) -> Path:
-    """Where ``kind`` was written (the store, or the export's main file or folder)."""
-    if kind == "zarr":
-        return out if len(kinds) == 1 else out / STORE_NAME
-    return (
-        out
-        / {
-            "masks": "masks",
-            "onehot": "onehot",
-            "coco": "coco.json",
-            "yolo": "labels",
-            **{"ome-zarr": "", "nnunet": "dataset.json", "cellpose": "", "stardist": ""},
-        }[kind]
-    )
 
 
 def _targets(

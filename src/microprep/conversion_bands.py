@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from microprep.exports import Sink
 from microprep.memory import ImagePlan, plan_image
 from microprep.model import AnnotatedImage, LabelMap
+from microprep.registry import SinkKind
 from microprep.targets.bands import Band, BandedTargets, build_banded
 from microprep.targets.raster import RasterOptions, drawn_extent
 
@@ -52,7 +53,7 @@ def plan_group(
     items: Sequence[AnnotatedImage],
     name: str,
     *,
-    kinds: Sequence[str],
+    kinds: Sequence[SinkKind],
     labels: LabelMap,
     options: RasterOptions,
     budget: int,
@@ -73,8 +74,8 @@ def plan_group(
         budget=budget,
         pixel_bytes=PIXEL_BYTES * depth * first.height * first.width if pixels else 0,
         object_columns=_object_columns(items, options),
-        onehot_classes=labels.num_classes if "onehot" in kinds else 0,
-        can_band=depth == 1 and not ({"onehot", "coco"} & set(kinds)),
+        onehot_classes=labels.num_classes if any(k.name == "onehot" for k in kinds) else 0,
+        can_band=depth == 1 and all(kind.bands for kind in kinds),
     )
 
 

@@ -1,32 +1,47 @@
-"""``prep convert EXPORT --out OUT [--to zarr,masks,onehot,coco,yolo]``."""
+"""``prep convert EXPORT --out OUT [--to zarr,masks,onehot,coco,yolo,...]``.
+
+The output kinds come from :mod:`microprep.registry` (built-ins and plugins alike).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from microprep.cli.class_options import class_options
-from microprep.cli.options import max_memory_option, reader_options
+from microprep.cli.options import kinds_option, max_memory_option, reader_options
 from microprep.cli.report import print_convert_summary
 
 if TYPE_CHECKING:
     from microprep.classes import ClassOptions
 
-KINDS = "zarr,masks,onehot,coco,yolo,ome-zarr,nnunet,cellpose,stardist"
+
+def _sink_kinds() -> list[Any]:
+    from microprep.registry import sink_kinds
+
+    return sink_kinds()
 
 
-def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
-    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in KINDS.split(",")]
-    if unknown or not kinds:
-        raise click.BadParameter(f"{', '.join(unknown) or 'nothing'}; choose from {KINDS}")
-    return kinds
+class _ConvertCommand(click.Command):
+    """Lists the output kinds of the registry (plugins included) at the end of ``--help``."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from microprep.registry import broken, reader_kinds, sink_kinds
+
+        super().format_epilog(ctx, formatter)
+        with formatter.section("Output kinds (--to)"):
+            formatter.write_dl([(kind.name, kind.description) for kind in sink_kinds()])
+        with formatter.section("Formats (--format; detected when left out)"):
+            formatter.write_dl([(kind.name, kind.description) for kind in reader_kinds()])
+        if failed := broken():
+            with formatter.section("Plugins that failed to load"):
+                formatter.write_dl(sorted(failed.items()))
 
 
-@click.command("convert")
-@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.command("convert", cls=_ConvertCommand)
+@click.argument("export", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--out",
     "-o",
@@ -39,8 +54,8 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
     "to",
     default="zarr",
     show_default=True,
-    callback=_kinds,
-    help=f"Comma list of outputs: {KINDS}.",
+    callback=kinds_option(_sink_kinds),
+    help="Comma list of output kinds (listed below).",
 )
 @click.option(
     "--images",
@@ -93,6 +108,9 @@ def convert_command(
     label_attribute: str | None,
     label: str | None,
     masks: Path | None,
+    label_suffix: str | None,
+    label_kind: str | None,
+    instance_class: str | None,
     volume: bool,
     skip_missing: bool,
     line_width: float,
@@ -131,7 +149,15 @@ def convert_command(
         progress=not quiet,
         repair=repair,
         read=ReadOptions(
-            images=images, size=size, label_attribute=label_attribute, masks=masks, label=label
+            images=images,
+            size=size,
+            label_attribute=label_attribute,
+            masks=masks,
+            label=label,
+            label_suffix=label_suffix,
+            label_kind=label_kind,
+            instance_class=instance_class,
+            classes=classes.classes,
         ),
         classes=classes,
         pixel_size=parse_pixel_size(pixel_size) if pixel_size else None,

@@ -6,17 +6,8 @@ from pathlib import Path
 
 import click
 
-from microprep.exports.from_store import EXPORT_KINDS
-
-
-def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
-    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in EXPORT_KINDS]
-    if unknown or not kinds:
-        raise click.BadParameter(
-            f"{', '.join(unknown) or 'nothing'}; choose from {','.join(EXPORT_KINDS)}"
-        )
-    return kinds
+from microprep.cli.options import kinds_option
+from microprep.exports.from_store import export_kinds
 
 
 @click.command("export")
@@ -25,8 +16,9 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
     "--to",
     "to",
     required=True,
-    callback=_kinds,
-    help="Comma list of outputs: " + ",".join(EXPORT_KINDS) + ".",
+    callback=kinds_option(export_kinds),
+    help="Comma list of outputs: ome-zarr, nnunet, cellpose, stardist, masks, onehot, coco, "
+    "yolo (and any a plugin adds).",
 )
 @click.option(
     "--out",

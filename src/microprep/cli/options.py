@@ -3,7 +3,7 @@ choosing a split (``crop``, ``augment``, ``evaluate``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,8 +61,26 @@ def window_value(value: object) -> int | list[int] | None:
     return int(value[0]) if len(value) == 1 else [int(v) for v in value]
 
 
+def kinds_option(table: Callable[[], Sequence[Any]]) -> Callable[..., tuple[str, ...]]:
+    """A click callback for ``--to a,b``: the names, each one a ``.name`` of ``table()`` (a
+    registry table, read when the option is parsed so that plugins are included)."""
+
+    def parse(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+        names = [kind.name for kind in table()]
+        kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+        unknown = [k for k in kinds if k not in names]
+        if unknown or not kinds:
+            raise click.BadParameter(
+                f"{', '.join(unknown) or 'nothing'}; choose from {','.join(names)}"
+            )
+        return kinds
+
+    return parse
+
+
 def reader_options(func: F) -> F:
-    """Add ``--format``, ``--size``, ``--label-attribute``, ``--label``, ``--masks`` to a command.
+    """Add ``--format``, ``--size``, ``--label-attribute``, ``--label``, ``--masks`` and the
+    label-folder options ``--label-suffix``, ``--label-kind``, ``--instance-class`` to a command.
 
     ``--label`` is the VIA class of regions without a class value.
     """
@@ -84,6 +102,23 @@ def reader_options(func: F) -> F:
             "--masks",
             type=click.Path(exists=True, file_okay=False, path_type=Path),
             help="Local folder of the mask PNGs of a Labelbox export (URLs are never fetched).",
+        ),
+        click.option(
+            "--label-suffix",
+            metavar="SUFFIX",
+            help="Label folders: the suffix tying a label file to its image, e.g. _masks "
+            "(default: tries none, _masks, _mask, _labels, _label).",
+        ),
+        click.option(
+            "--label-kind",
+            type=click.Choice(("class", "instance")),
+            help="Label folders: class-index or instance-id images (default: class with "
+            "class names, instance with --instance-class).",
+        ),
+        click.option(
+            "--instance-class",
+            metavar="NAME",
+            help="Label folders of instance ids: the class of every instance (default: object).",
         ),
     ]
     for decorator in reversed(decorators):

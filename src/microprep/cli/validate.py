@@ -45,7 +45,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 @click.command("validate")
-@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("export", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -88,6 +88,9 @@ def validate_command(
     label_attribute: str | None,
     label: str | None,
     masks: Path | None,
+    label_suffix: str | None,
+    label_kind: str | None,
+    instance_class: str | None,
     max_rows: int,
     classes: ClassOptions,
 ) -> None:
@@ -114,7 +117,15 @@ def validate_command(
         format=fmt,
         on_warning=lambda message: logger.debug("reader: %s", message),
         options=ReadOptions(
-            images=images, size=size, label_attribute=label_attribute, masks=masks, label=label
+            images=images,
+            size=size,
+            label_attribute=label_attribute,
+            masks=masks,
+            label=label,
+            label_suffix=label_suffix,
+            label_kind=label_kind,
+            instance_class=instance_class,
+            classes=classes.classes,
         ),
     )
     annotations = apply_classes(annotations, classes)

@@ -23,18 +23,16 @@ import zarr
 from numpy.typing import NDArray
 
 from microprep.errors import StoreError, UsageError
-from microprep.exports import Sink, SinkFactory
+from microprep.exports import Sink
 from microprep.model import ImageInfo, LabelMap, LabelSpec
 from microprep.outputs import atomic_output
+from microprep.registry import SinkKind, resolve, sink_kinds
 from microprep.store import Dataset, open_dataset
 from microprep.targets.types import Targets
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EXPORT_KINDS", "ExportSummary", "export_store", "label_map_of", "node_splits"]
-
-#: Output kinds of ``prep export``, in the order they are written.
-EXPORT_KINDS = ("ome-zarr", "nnunet", "cellpose", "stardist", "masks", "onehot", "coco", "yolo")
+__all__ = ["ExportSummary", "export_kinds", "export_store", "label_map_of", "node_splits"]
 
 
 @dataclass(slots=True)
@@ -47,25 +45,9 @@ class ExportSummary:
     splits: dict[str, int] = field(default_factory=dict)
 
 
-def _factories() -> dict[str, SinkFactory]:
-    from microprep.exports.cellpose import CellposeSink
-    from microprep.exports.coco import CocoSink
-    from microprep.exports.masks import MasksSink, OneHotSink
-    from microprep.exports.nnunet import NnUNetSink
-    from microprep.exports.omezarr import OmeZarrSink
-    from microprep.exports.stardist import StarDistSink
-    from microprep.exports.yolo import YoloSink
-
-    return {
-        "ome-zarr": OmeZarrSink,
-        "nnunet": NnUNetSink,
-        "cellpose": CellposeSink,
-        "stardist": StarDistSink,
-        "masks": MasksSink,
-        "onehot": OneHotSink,
-        "coco": CocoSink,
-        "yolo": YoloSink,
-    }
+def export_kinds() -> list[SinkKind]:
+    """The kinds ``prep export`` writes: every registered output kind but the store itself."""
+    return [kind for kind in sink_kinds() if not kind.store]
 
 
 def label_map_of(ds: Dataset) -> LabelMap:
@@ -168,15 +150,10 @@ def export_store(
         UsageError: unknown kinds, predictions without ome-zarr, region splits.
         StoreError: an unreadable store or prediction store.
     """
-    unknown = [k for k in kinds if k not in EXPORT_KINDS]
-    if unknown or not kinds:
-        raise UsageError(
-            f"unknown export kind(s) {', '.join(unknown) or '(none)'}; "
-            f"choose from {', '.join(EXPORT_KINDS)}"
-        )
+    chosen = resolve(tuple(kinds), export_kinds, "export kind")
     if predictions is not None and "ome-zarr" not in kinds:
         raise UsageError("--predictions adds predicted labels to the ome-zarr output only")
-    ordered = tuple(k for k in EXPORT_KINDS if k in kinds)
+    ordered = tuple(kind.name for kind in chosen)
     summary = ExportSummary(out=Path(out), kinds=ordered)
     with open_dataset(dataset) as ds:
         if predictions is not None:
@@ -194,10 +171,9 @@ def export_store(
             "pixel_size": pixel_size,
             "splits": {names[node]: split for node, split in by_node.items()},
         }
-        factories = _factories()
         with atomic_output(Path(out)) as tmp:
             sinks: list[Sink] = [
-                factories[kind](tmp, labels, provenance=provenance) for kind in ordered
+                kind.factory(tmp, labels, provenance=provenance) for kind in chosen
             ]
             for node in ds.nodes:
                 targets = _targets(ds, node, labels.num_classes)

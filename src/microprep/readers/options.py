@@ -17,6 +17,10 @@ class ReadOptions:
     class attribute at all and ``label`` is None, they are read as one class ``object``.
     ``masks``: local folder of mask PNGs (Labelbox exports only link masks by URL; microprep never
     fetches URLs).
+    ``label_suffix``, ``label_kind``, ``instance_class``, ``classes``: folders of label images
+    (see :mod:`microprep.readers.label_folders`): the suffix that ties a label file to its image
+    (``"_masks"``), ``"class"`` or ``"instance"``, the class of every instance, and the class
+    names of the values 1..K (from ``--classes``).
 
     Example:
         >>> ReadOptions(size=(512, 512)).size
@@ -28,3 +32,7 @@ class ReadOptions:
     label_attribute: str | None = None
     masks: Path | None = None
     label: str | None = None
+    label_suffix: str | None = None
+    label_kind: str | None = None
+    instance_class: str | None = None
+    classes: tuple[str, ...] | None = None

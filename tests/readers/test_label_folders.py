@@ -1,0 +1,128 @@
+"""Folders of label images through ``prep convert LABELS --images IMAGES``: matching by name,
+class and instance maps, class names, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from microprep.cli.main import main
+from microprep.errors import ImageFileError, InputError, UsageError
+from microprep.readers import ReadOptions, detect_format, read_annotations
+from microprep.store import open_dataset
+
+
+def folders(tmp_path: Path, labels: dict[str, np.ndarray]) -> tuple[Path, Path]:
+    """An images folder with one 8x6 image per label file's image name, and the labels."""
+    images, lab = tmp_path / "images", tmp_path / "labels"
+    for name, array in labels.items():
+        image = images / (name.split("|")[0])
+        image.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full(array.shape, 100, np.uint8)).save(image)
+        target = lab / name.split("|")[1]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix == ".tif":
+            tifffile.imwrite(target, array)
+        else:
+            Image.fromarray(array).save(target)
+    return images, lab
+
+
+def class_map() -> np.ndarray:
+    arr = np.zeros((6, 8), np.uint8)
+    arr[0:2, 0:2] = 1
+    arr[4:6, 6:8] = 1  # a second region of class 1
+    arr[2:4, 3:5] = 2
+    return arr
+
+
+def instance_map() -> np.ndarray:
+    arr = np.zeros((6, 8), np.uint16)
+    arr[0:3, 0:3] = 7
+    arr[0:3, 3:6] = 300  # touching instance 7
+    return arr
+
+
+def test_class_folder_with_classes_file(tmp_path: Path) -> None:
+    images, labels = folders(
+        tmp_path, {"a.png|a_masks.png": class_map(), "sub/b.tif|sub/b_masks.tif": class_map() * 0}
+    )
+    classes = tmp_path / "classes.txt"
+    classes.write_text("background\ngrain\npore\nvoid\n", encoding="utf-8")
+    out = tmp_path / "d.zarr"
+    args = ["convert", str(labels), "--images", str(images), "--classes", str(classes)]
+    assert main([*args, "-q", "-o", str(out)]) == 0
+    ds = open_dataset(out)
+    assert ds.classes == ("background", "grain", "pore", "void")
+    assert ds.attrs["source_format"] == "label-folder"
+    node = ds.nodes[0]
+    np.testing.assert_array_equal(ds[node]["labels"].values, class_map())
+    ann = read_annotations(labels, options=ReadOptions(images=images, classes=("g", "p")))
+    shapes = next(iter(ann)).shapes
+    assert [(s.kind, s.label) for s in shapes] == [("mask", "g"), ("mask", "g"), ("mask", "p")]
+    assert shapes[1].points.tolist() == [[6.0, 4.0], [8.0, 6.0]]
+    assert [i.image.name for i in ann] == ["a.png", "sub/b.tif"]
+
+
+def test_instance_folder_gives_one_object_per_id(tmp_path: Path) -> None:
+    images, labels = folders(tmp_path, {"a.png|a_label.tif": instance_map()})
+    ann = read_annotations(
+        labels, options=ReadOptions(images=images, label_kind="instance", instance_class="cell")
+    )
+    shapes = next(iter(ann)).shapes
+    assert ann.labels.class_names == ("background", "cell")
+    assert [s.points.tolist() for s in shapes] == [[[0, 0], [3, 3]], [[3, 0], [6, 3]]]
+    out = tmp_path / "o"
+    args = ["convert", str(labels), "--images", str(images), "--instance-class", "cell"]
+    assert main([*args, "--to", "coco", "-q", "-o", str(out)]) == 0
+    import json
+
+    assert len(json.loads((out / "coco.json").read_text())["annotations"]) == 2
+
+
+def test_kind_must_be_told_without_names(tmp_path: Path) -> None:
+    images, labels = folders(tmp_path, {"a.png|a.png": class_map()})
+    with pytest.raises(UsageError, match="--label-kind"):
+        read_annotations(labels, options=ReadOptions(images=images))
+    with pytest.raises(UsageError, match="needs --images"):
+        read_annotations(labels)
+    ann = read_annotations(labels, options=ReadOptions(images=images, label_kind="class"))
+    assert ann.labels.class_names == ("background", "class_1", "class_2")
+
+
+def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images, labels = folders(tmp_path, {"a.png|a_masks.png": class_map()})
+    Image.fromarray(class_map()).save(labels / "orphan.png")
+    opts = ReadOptions(images=images, classes=("g", "p"))
+    with pytest.raises(InputError, match="no image in") as info:
+        read_annotations(labels, options=opts)
+    assert "orphan.png" in str(info.value)
+    (labels / "orphan.png").unlink()
+    with pytest.raises(ImageFileError, match="only 1 class names"):
+        read_annotations(labels, options=ReadOptions(images=images, classes=("g",)))
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(labels / "a_masks.png")
+    assert main(["convert", str(labels), "--images", str(images), "--label-kind", "class",
+                 "-o", str(tmp_path / "x.zarr")]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a_masks.png" in err[0] and "one channel" in err[0]
+
+
+def test_suffix_option_and_detection(tmp_path: Path) -> None:
+    images, labels = folders(tmp_path, {"a.png|a_seg.png": class_map()})
+    assert detect_format(labels) == "label-folder"
+    with pytest.raises(InputError, match="--label-suffix"):
+        read_annotations(labels, options=ReadOptions(images=images, label_kind="class"))
+    ann = read_annotations(
+        labels, options=ReadOptions(images=images, label_kind="class", label_suffix="_seg")
+    )
+    assert len(next(iter(ann)).shapes) == 3
+
+
+def test_validate_accepts_a_label_folder(tmp_path: Path) -> None:
+    images, labels = folders(tmp_path, {"a.png|a.png": class_map()})
+    args = ["validate", str(labels), "--images", str(images), "--label-kind", "class"]
+    assert main(args) == 0
