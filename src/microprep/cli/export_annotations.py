@@ -68,6 +68,9 @@ def export_annotations_command(
     label_attribute: str | None,
     label: str | None,
     masks: Path | None,
+    label_suffix: str | None,
+    label_kind: str | None,
+    instance_class: str | None,
     as_shape: str,
     simplify: float,
     score_threshold: float,
@@ -84,7 +87,14 @@ def export_annotations_command(
         like=like,
         like_format=fmt,
         read_options=ReadOptions(
-            images=images, size=size, label_attribute=label_attribute, label=label, masks=masks
+            images=images,
+            size=size,
+            label_attribute=label_attribute,
+            label=label,
+            masks=masks,
+            label_suffix=label_suffix,
+            label_kind=label_kind,
+            instance_class=instance_class,
         ),
         label_attribute=label_attribute,
     )
