@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from microprep.cli.class_options import class_options
-from microprep.cli.options import reader_options
+from microprep.cli.options import force_option, guard_outputs, reader_options
 from microprep.cli.report import print_convert_summary
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[st
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @class_options
+@force_option
 def convert_command(
     export: Path,
     out: Path,
@@ -95,6 +96,7 @@ def convert_command(
     repair: bool,
     quiet: bool,
     classes: ClassOptions,
+    force: bool,
 ) -> None:
     """Convert an annotation EXPORT into class maps, one-hot masks, boxes and instance masks.
 
@@ -108,6 +110,7 @@ def convert_command(
       prep convert stack.xml --images slices --volume --out volume.zarr
       prep convert export.ndjson --classes classes.txt --map Void=bubble --ignore unsure -o d.zarr
     """
+    guard_outputs("out", force=force)
     from microprep.conversion import ConvertOptions, convert
     from microprep.readers import ReadOptions
     from microprep.targets import RasterOptions
