@@ -73,7 +73,7 @@ def test_yields_an_empty_folder_beside_the_target(tmp_path: Path) -> None:
             socket.gethostname(),
         ]
         (tmp / "x").write_text("x")
-    assert [p.name for p in out.iterdir()] == ["x"]
+    assert sorted(p.name for p in out.iterdir()) == [".microprep-output", "x"]
 
 
 def test_creates_missing_parents(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ formats, and an element or JSON path, so a message reads like a compiler's::
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 
@@ -121,3 +123,64 @@ class LockedError(StoreError):
 
 class UsageError(PrepError):
     """Options that do not fit together or do not fit the input."""
+
+
+#: What to do when the operating system refuses a read or write, by errno.
+_REFUSAL_HINTS = {
+    errno.ENOSPC: "no space left on the device; free some space or write the output elsewhere",
+    errno.EDQUOT: "disk quota exceeded; free some space or write the output elsewhere",
+    errno.EROFS: "the file system is read-only; write the output to a writable folder",
+    errno.EACCES: "permission denied; check the folder's permissions or write elsewhere",
+    errno.EPERM: "operation not permitted; check the folder's permissions or write elsewhere",
+    errno.ENAMETOOLONG: "file name too long for the file system; shorten the (image) names or "
+    "the output path",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or use fewer workers",
+    errno.ENFILE: "too many open files on the system; close other programs or use fewer workers",
+}
+
+
+class SystemRefusedError(StoreError):
+    """The operating system refused a read or write: a full disk, a read-only file system, no
+    permission, a name too long, too many open files. Not a bug: the message names the path
+    and what to do.
+
+    Example:
+        >>> exc = OSError(errno.ENOSPC, "No space left on device", "out/masks/a.png")
+        >>> print(SystemRefusedError.from_os_error(exc))
+        out/masks/a.png: no space left on the device; free some space or write the output elsewhere
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None, code: int = 0) -> None:
+        self.path = None if path is None else str(path)
+        self.errno = code
+        super().__init__(message)
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, *, path: str | Path | None = None) -> SystemRefusedError:
+        """The error for ``exc`` (its errno must be one of the refusals), naming ``path`` or
+        else the file named in ``exc``."""
+        code = exc.errno or 0
+        if path is None and exc.filename is not None:
+            path = os.fsdecode(exc.filename)
+        hint = _REFUSAL_HINTS.get(code, exc.strerror or str(exc))
+        return cls(f"{path}: {hint}" if path is not None else hint, path=path, code=code)
+
+
+def system_refusal(exc: BaseException) -> OSError | None:
+    """The :class:`OSError` behind ``exc`` (itself or a cause, however deep) whose errno is an
+    environment problem rather than a bug (see :class:`SystemRefusedError`), or None.
+
+    Example:
+        >>> system_refusal(RuntimeError("x")) is None
+        True
+        >>> system_refusal(OSError(errno.EROFS, "Read-only file system")).errno == errno.EROFS
+        True
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _REFUSAL_HINTS:
+            return current
+        current = current.__cause__ or current.__context__
+    return None

@@ -10,7 +10,14 @@ Layout next to an output ``out/dataset.zarr`` while a run is writing it::
     out/.dataset.zarr.tmp-<pid>-<random>/    what the run writes
     out/.dataset.zarr.old-<pid>-<random>/    the earlier output, during the swap only
 
-Parent folders of the output are created when missing (like ``mkdir -p``).
+Parent folders of the output are created when missing (like ``mkdir -p``). Every output folder
+carries the marker file :data:`MARKER`; an existing folder is replaced only when it is empty,
+carries the marker, or is a zarr store with microprep's root attributes, unless ``force`` is
+set (:func:`output_policy`). An output is never the same as, inside, or around an input of the
+run (:func:`check_not_inputs`). A symlinked output is resolved: the lock and the swap act on its
+target. On Linux the new output and the earlier one trade places in one step
+(``renameat2(RENAME_EXCHANGE)``); elsewhere two renames do it, and a run killed between them
+leaves the earlier output at ``.NAME.old-*``, put back by the next run (see docs/safety.md).
 
 Example:
     >>> import tempfile
@@ -24,23 +31,140 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import json
 import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
-from microprep.errors import LockedError, StoreError
+from microprep.errors import LockedError, StoreError, SystemRefusedError, UsageError, system_refusal
 
 logger = logging.getLogger(__name__)
 
 #: A lock file that cannot be parsed is taken for one being written until it is this old (s).
 _UNREADABLE_LOCK_GRACE_S = 10.0
+
+#: The file every output folder carries: an existing folder holding it may be replaced.
+MARKER = ".microprep-output"
+_MARKER_TEXT = "written by microprep; this folder is replaced by the next run writing here\n"
+
+#: Testing hook: a run whose environment names one of the moments of :func:`_swap`
+#: (``before-swap``, ``swap-gap``, ``after-swap``) kills itself there with SIGKILL.
+CRASH_ENV = "MICROPREP_CRASH_AT"
+#: Testing hook: set to 1 to swap by two renames even where the OS exchanges in one step.
+NO_EXCHANGE_ENV = "MICROPREP_NO_EXCHANGE"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPolicy:
+    """The inputs of the running command (outputs must stay clear of them) and whether an
+    existing folder that is not a microprep output may be replaced (``force``)."""
+
+    inputs: tuple[Path, ...] = ()
+    force: bool = False
+
+
+_NO_POLICY = OutputPolicy()
+_policy: ContextVar[OutputPolicy] = ContextVar(
+    "microprep_output_policy",
+    default=_NO_POLICY,
+)
+
+
+@contextmanager
+def output_policy(*, inputs: Iterable[Path] = (), force: bool = False) -> Iterator[OutputPolicy]:
+    """Within the block, :func:`atomic_output` and :func:`write_file_atomic` refuse outputs
+    that are, hold or lie inside one of ``inputs``, and ``force`` lets them replace folders
+    that are not microprep outputs. The CLI sets this once per command.
+
+    Example:
+        >>> import tempfile
+        >>> inp = Path(tempfile.mkdtemp())
+        >>> with output_policy(inputs=[inp]):
+        ...     with atomic_output(inp / "out"):
+        ...         pass
+        Traceback (most recent call last):
+        ...
+        microprep.errors.UsageError: refusing to write .../out: it lies inside the input ...
+    """
+    token = _policy.set(OutputPolicy(tuple(Path(p) for p in inputs), force))
+    try:
+        yield _policy.get()
+    finally:
+        _policy.reset(token)
+
+
+def check_not_inputs(out: Path, inputs: Iterable[Path]) -> None:
+    """Raise :class:`~microprep.errors.UsageError` when ``out`` is one of ``inputs``, holds one
+    or lies inside one (paths compared after resolving symlinks).
+
+    Example:
+        >>> check_not_inputs(Path("/data/out"), [Path("/data/export.xml")])
+        >>> check_not_inputs(Path("/data"), [Path("/data/export.xml")])
+        Traceback (most recent call last):
+        ...
+        microprep.errors.UsageError: refusing to write /data: it holds the input ...
+    """
+    target = Path(os.path.realpath(out))
+    for given in inputs:
+        source = Path(os.path.realpath(given))
+        if target == source:
+            how = "is"
+        elif target in source.parents:
+            how = "holds"
+        elif source in target.parents:
+            how = "lies inside"
+        else:
+            continue
+        raise UsageError(
+            f"refusing to write {out}: it {how} the input {given}; "
+            "choose an output outside the inputs"
+        )
+
+
+def is_microprep_output(path: Path) -> bool:
+    """True when the folder ``path`` carries :data:`MARKER` or is a zarr store whose root
+    attributes are microprep's (stores written before the marker existed)."""
+    if (path / MARKER).is_file():
+        return True
+    for meta in (path / "zarr.json", path / ".zattrs"):
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        attrs = data.get("attributes", data) if isinstance(data, dict) else None
+        if isinstance(attrs, dict) and any(str(k).startswith("microprep") for k in attrs):
+            return True
+    return False
+
+
+def _check_replaceable(path: Path, force: bool) -> None:
+    """Refuse to replace an existing folder that is not a microprep output (unless ``force``)."""
+    if force or not path.is_dir():
+        return
+    try:
+        entries = sorted(p.name for p in path.iterdir())
+    except OSError as exc:
+        raise StoreError(f"cannot list the existing output folder {path}: {exc}") from exc
+    if not entries or is_microprep_output(path):
+        return
+    shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+    raise UsageError(
+        f"refusing to replace {path}: it holds {len(entries)} entr"
+        f"{'y' if len(entries) == 1 else 'ies'} ({shown}) and is not a microprep output; "
+        "choose a new folder, or pass --force to replace it"
+    )
 
 
 @contextmanager
@@ -69,12 +193,17 @@ def atomic_output(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
         >>> with atomic_output(target) as tmp:
         ...     _ = (tmp / "x").write_bytes(b"1")
         >>> sorted(p.name for p in target.iterdir())
-        ['x']
+        ['.microprep-output', 'x']
     """
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    policy = _policy.get()
+    check_not_inputs(path, policy.inputs)
     if not overwrite and _exists(path):
         raise StoreError(f"{path} already exists; remove it or allow overwriting")
     _check_target(path)
+    _check_replaceable(path, policy.force)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -85,17 +214,24 @@ def atomic_output(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
         _recover(path)
         if not overwrite and _exists(path):
             raise StoreError(f"{path} already exists; remove it or allow overwriting")
+        _check_replaceable(path, policy.force)
         tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             tmp.mkdir()
         except OSError as exc:
-            raise StoreError(f"cannot create the temporary folder {tmp}: {exc}") from exc
+            raise _refusal(exc, path, tmp) or StoreError(
+                f"cannot create the temporary folder {tmp}: {exc}"
+            ) from exc
         try:
             yield tmp
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            refused = _refusal(exc, path, tmp) if isinstance(exc, Exception) else None
+            if refused is not None:
+                raise refused from exc
             raise
         try:
+            _mark(tmp, path)
             _swap(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -117,6 +253,9 @@ def write_file_atomic(path: str | Path, data: bytes) -> Path:
         b'hi'
     """
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    check_not_inputs(path, _policy.get().inputs)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,10 +265,38 @@ def write_file_atomic(path: str | Path, data: bytes) -> Path:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        raise StoreError(f"cannot write {path}: {exc}") from exc
+        raise _refusal(exc, path, tmp) or StoreError(f"cannot write {path}: {exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _refusal(exc: BaseException, path: Path, tmp: Path) -> SystemRefusedError | None:
+    """A :class:`~microprep.errors.SystemRefusedError` for an OS refusal found in ``exc`` (or
+    what caused it), naming the file as it would be in ``path``, not in the temporary ``tmp``."""
+    found = system_refusal(exc)
+    if found is None:
+        return None
+    filename = found.filename
+    named = path
+    if filename is not None:
+        given = Path(os.fsdecode(filename))
+        with contextlib.suppress(ValueError):
+            named = path / given.relative_to(tmp) if given != tmp else path
+    return SystemRefusedError.from_os_error(found, path=named)
+
+
+def _mark(tmp: Path, path: Path) -> None:
+    """Write :data:`MARKER` into the complete output ``tmp`` (unless the caller wrote one)."""
+    marker = tmp / MARKER
+    if marker.exists():
+        return
+    try:
+        marker.write_text(_MARKER_TEXT, encoding="utf-8")
+    except OSError as exc:
+        raise _refusal(exc, path, tmp) or StoreError(
+            f"cannot write {path / MARKER}: {exc}"
+        ) from exc
 
 
 def _exists(path: Path) -> bool:
@@ -275,15 +442,60 @@ def _recover(path: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+def _crash_point(moment: str) -> None:
+    """Testing hook: die here, as a kill -9 would, when :data:`CRASH_ENV` names ``moment``."""
+    if os.environ.get(CRASH_ENV) == moment:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Trade the names of ``a`` and ``b`` in one step (Linux ``renameat2``); False when the OS
+    or the file system cannot, so the caller falls back to two renames."""
+    if not sys.platform.startswith("linux") or os.environ.get(NO_EXCHANGE_ENV) == "1":
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # a libc without renameat2 (glibc < 2.28, musl < 1.2.x)
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def _swap(tmp: Path, path: Path) -> None:
-    """Rename ``tmp`` to ``path``; an existing ``path`` is replaced only if that succeeds."""
+    """Put ``tmp`` in place at ``path``; an existing ``path`` is replaced only if that succeeds.
+
+    Where the OS allows it the two folders trade names in one step; otherwise the earlier
+    output is renamed aside first, and a run killed before the second rename leaves ``path``
+    missing until the next run puts the earlier output back (:func:`_recover`).
+    """
     old: Path | None = None
+    _crash_point("before-swap")
     if _exists(path):
+        try:
+            exchanged = _exchange(tmp, path)
+        except OSError as exc:
+            raise StoreError(f"cannot move the new output into place at {path}: {exc}") from exc
+        if exchanged:
+            _crash_point("after-swap")
+            _remove_earlier(tmp)  # tmp now holds the earlier output
+            return
         old = path.parent / f".{path.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             path.rename(old)
         except OSError as exc:
             raise StoreError(f"cannot move the earlier output {path} aside: {exc}") from exc
+        _crash_point("swap-gap")
     try:
         tmp.rename(path)
     except BaseException as exc:
@@ -299,9 +511,12 @@ def _swap(tmp: Path, path: Path) -> None:
             raise StoreError(f"cannot move the new output into place at {path}: {exc}") from exc
         raise
     if old is not None:
-        try:
-            shutil.rmtree(old)
-        except OSError as exc:
-            logger.warning(
-                "the new output is in place; cannot remove the earlier one %s: %s", old, exc
-            )
+        _crash_point("after-swap")
+        _remove_earlier(old)
+
+
+def _remove_earlier(old: Path) -> None:
+    try:
+        shutil.rmtree(old)
+    except OSError as exc:
+        logger.warning("the new output is in place; cannot remove the earlier one %s: %s", old, exc)

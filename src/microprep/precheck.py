@@ -5,6 +5,7 @@ process. Large ones (:data:`PARALLEL_CHECK_BYTES` and more) are checked in a sec
 while the first builds the targets into the temporary output; the swap into place waits for the
 checks, and errors discard the temporary output, so the result is the same either way, only
 sooner on a multi-core machine. Repairs always run first: the targets need the repaired shapes.
+The second process dies with the first, even on kill -9 (:mod:`microprep.children`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from microprep.archive import annotations_size
+from microprep.children import die_with_parent
 from microprep.classes import ClassOptions, apply_classes
 from microprep.errors import ValidationError
 from microprep.model import AnnotationSet
@@ -117,7 +119,9 @@ def checks_beside(
     returns the warning lines, and raises :class:`~microprep.errors.ValidationError` when the
     export has errors."""
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         future = pool.submit(_check_file, str(export), fmt, read, classes)
 
         def wait() -> list[str]:

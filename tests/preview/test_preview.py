@@ -14,6 +14,7 @@ from PIL import Image
 
 from microprep.cli.main import main
 from microprep.conversion import ConvertOptions, convert
+from microprep.outputs import MARKER
 from microprep.preview import (
     PreviewError,
     augmentation_gallery,
@@ -218,7 +219,7 @@ def test_write_previews_without_pixels(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "previews"
     summary = write_previews(store, out)
     assert summary.files == ["dir_im_0.png", "dir_im_1.png"]
-    assert sorted(p.name for p in out.iterdir()) == summary.files
+    assert sorted(p.name for p in out.iterdir() if p.name != MARKER) == summary.files
     with Image.open(out / summary.files[0]) as picture:
         picture.load()
         assert picture.mode == "RGB"
@@ -229,7 +230,7 @@ def test_write_previews_without_pixels(store: Path, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".previews.tmp-*"))
     # --max, and a second run replaces the folder as a whole
     assert write_previews(store, out, max_nodes=1).files == ["dir_im_0.png"]
-    assert [p.name for p in out.iterdir()] == ["dir_im_0.png"]
+    assert [p.name for p in out.iterdir() if p.name != MARKER] == ["dir_im_0.png"]
 
 
 def test_write_previews_of_a_volume(write_cvat: Callable[..., Path], tmp_path: Path) -> None:
@@ -257,7 +258,7 @@ def test_gallery_needs_pixels(store: Path, tmp_path: Path, monkeypatch: pytest.M
 def test_cli_preview(store: Path, tmp_path: Path, capsys: Capture) -> None:
     out = tmp_path / "p"
     assert main(["preview", str(store), "--out", str(out), "--max", "1", "-q"]) == 0
-    assert [p.name for p in out.iterdir()] == ["dir_im_0.png"]
+    assert [p.name for p in out.iterdir() if p.name != MARKER] == ["dir_im_0.png"]
     assert main(["preview", str(store), "--out", str(out)]) == 0
     assert "2 PNGs for 2 of 2 nodes" in capsys.readouterr().out
 
@@ -377,4 +378,6 @@ def test_picture_names_drop_the_image_suffix_unless_two_clash(
     summary = write_previews(store, tmp_path / "p")
     # "a.tif" would clash with "a.png"; "gallery" with the gallery's own file name
     assert summary.files == ["a.png", "a.tif.png", "gallery.jpg.png"]
-    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == sorted(summary.files)
+    assert sorted(p.name for p in (tmp_path / "p").iterdir() if p.name != MARKER) == sorted(
+        summary.files
+    )

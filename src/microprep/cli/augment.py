@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from microprep.cli.options import split_options
+from microprep.cli.options import force_option, guard_outputs, split_options
 
 
 @click.command("augment")
@@ -59,6 +59,7 @@ from microprep.cli.options import split_options
 )
 @split_options("Augment only")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@force_option
 def augment_command(
     dataset: Path,
     out: Path,
@@ -74,6 +75,7 @@ def augment_command(
     split: str | None,
     splits_path: Path | None,
     quiet: bool,
+    force: bool,
 ) -> None:
     """Write augmented copies of every image (or volume) of DATASET into a new store.
 
@@ -88,6 +90,7 @@ def augment_command(
           --geometry rotate,zoom --copies 4 --seed 7 --workers 2 --out aug.zarr
       prep augment dataset.zarr --noise poisson --split train --copies 3 --out train-aug.zarr
     """
+    guard_outputs("out", force=force)
     from microprep.augment import AugmentConfig, parse_geometry, parse_noise
     from microprep.augment.write import augment_store
 

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from microprep.cli.class_options import class_options
-from microprep.cli.options import kinds_option, max_memory_option, reader_options
+from microprep.cli.options import (
+    force_option,
+    guard_outputs,
+    kinds_option,
+    max_memory_option,
+    reader_options,
+)
 from microprep.cli.report import print_convert_summary
 
 if TYPE_CHECKING:
@@ -98,6 +104,7 @@ class _ConvertCommand(click.Command):
 @max_memory_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @class_options
+@force_option
 def convert_command(
     export: Path,
     out: Path,
@@ -120,6 +127,7 @@ def convert_command(
     max_memory: int | None,
     quiet: bool,
     classes: ClassOptions,
+    force: bool,
 ) -> None:
     """Convert an annotation EXPORT into class maps, one-hot masks, boxes and instance masks.
 
@@ -134,6 +142,7 @@ def convert_command(
       prep convert stack.xml --images slices --volume --out volume.zarr
       prep convert export.ndjson --classes classes.txt --map Void=bubble --ignore unsure -o d.zarr
     """
+    guard_outputs("out", force=force)
     from microprep.conversion import ConvertOptions, convert
     from microprep.exports.omezarr import parse_pixel_size
     from microprep.readers import ReadOptions

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from microprep.cli.options import parse_ints, split_options
+from microprep.cli.options import force_option, guard_outputs, parse_ints, split_options
 
 
 @click.command("crop")
@@ -61,6 +61,7 @@ from microprep.cli.options import parse_ints, split_options
     help="Read crops on a dask LocalCluster of N worker processes (0: in this process).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@force_option
 def crop_command(
     dataset: Path,
     out: Path,
@@ -76,6 +77,7 @@ def crop_command(
     splits_path: Path | None,
     workers: int,
     quiet: bool,
+    force: bool,
 ) -> None:
     """Cut a dataset store into fixed-size crops (2D tiles or 3D sub-volumes).
 
@@ -88,6 +90,7 @@ def crop_command(
       prep crop volume.zarr --window 64,64,64 --stride 32,32,32 --out cubes.zarr
       prep crop dataset.zarr --window 256 --split train --out train-crops.zarr
     """
+    guard_outputs("out", force=force)
     from microprep.crops.index import CropIndex, CropOptions
     from microprep.crops.write import node_samples, write_crops
     from microprep.errors import StoreError

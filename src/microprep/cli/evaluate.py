@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from microprep.cli.options import split_options
+from microprep.cli.options import guard_outputs, split_options
 from microprep.errors import UsageError
 
 KINDS = ("auto", "semantic", "instances")
@@ -110,6 +110,7 @@ def evaluate_command(
       prep evaluate pred.zarr dataset.zarr --split val --json scores.json --plot scores.png
       prep evaluate pred_masks/ gt_masks/ --no-background
     """
+    guard_outputs("json_path", "plot_path")
     from microprep.evaluate.report import write_json
 
     chosen = detect_kind(pred) if kind == "auto" else kind

@@ -26,7 +26,7 @@ from microprep.cli.preview import preview_command
 from microprep.cli.split import split_command
 from microprep.cli.train import train_command
 from microprep.cli.validate import validate_command
-from microprep.errors import PrepError
+from microprep.errors import PrepError, SystemRefusedError, system_refusal
 
 EXIT_ERROR = 2
 #: An unexpected exception: a bug in microprep (or a library it calls), not bad input.
@@ -93,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line (the traceback with -v); outputs are atomic
         if _state["verbose"]:
             traceback.print_exc()
+        if (refused := system_refusal(exc)) is not None:  # the system's limits, not a bug
+            click.echo(f"prep: error: {SystemRefusedError.from_os_error(refused)}", err=True)
+            return EXIT_ERROR
         click.echo(
             f"prep: internal error: {type(exc).__name__}: {exc}\n"
             "prep: no output was changed; run with -v for the traceback and please report it",

@@ -169,3 +169,34 @@ def max_memory_option(func: F) -> F:
         help="Memory budget for the arrays of one image, e.g. 2GB or 512MiB (default: half of "
         "the available memory). Larger images are built in bands of rows, or refused.",
     )(func)
+
+
+def force_option(func: F) -> F:
+    """Add ``--force``: replace an existing ``--out`` folder that is not a microprep output."""
+    return click.option(
+        "--force",
+        is_flag=True,
+        help="Replace an existing --out folder even when it is not a microprep output.",
+    )(func)
+
+
+def guard_outputs(*outputs: str, force: bool = False) -> None:
+    """Refuse (exit 2) an output option among ``outputs`` that is, holds or lies inside an
+    input of the running command: every other path-valued parameter. The rest of the command
+    runs under :func:`microprep.outputs.output_policy`, so every output folder it writes is
+    checked the same way, and ``force`` lets it replace a folder that is not a microprep output.
+    """
+    from microprep.outputs import check_not_inputs, output_policy
+
+    ctx = click.get_current_context()
+    inputs: list[Path] = []
+    for name, value in ctx.params.items():
+        if name in outputs:
+            continue
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        inputs += [v for v in values if isinstance(v, Path)]
+    for name in outputs:
+        out = ctx.params.get(name)
+        if isinstance(out, Path):
+            check_not_inputs(out, inputs)
+    ctx.with_resource(output_policy(inputs=inputs, force=force))

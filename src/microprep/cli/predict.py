@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from microprep.cli.options import parse_ints, window_value
+from microprep.cli.options import force_option, guard_outputs, parse_ints, window_value
 
 
 @click.command("predict")
@@ -53,6 +53,7 @@ from microprep.cli.options import parse_ints, window_value
     help="Mask probability threshold (Mask R-CNN).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary.")
+@force_option
 def predict_command(
     run_dir: Path,
     source: Path,
@@ -60,9 +61,11 @@ def predict_command(
     checkpoint: Path | None,
     quiet: bool,
     no_overlays: bool,
+    force: bool,
     **options: object,
 ) -> None:
     """Predict INPUT (a store, an image, a folder of images, a TIFF stack) with RUN_DIR."""
+    guard_outputs("out", force=force)
     from microprep.plugins import load_trainer
     from microprep.training.job import PredictRequest
     from microprep.training.rundir import RunDir

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from microprep.cli.options import force_option, guard_outputs
+
 
 @click.command("preview")
 @click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -27,6 +29,7 @@ import click
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the gallery noise.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@force_option
 def preview_command(
     source: Path,
     out: Path,
@@ -35,6 +38,7 @@ def preview_command(
     slices: int,
     seed: int,
     quiet: bool,
+    force: bool,
 ) -> None:
     """Draw PNG previews of a store: image, class map, instance outlines and boxes.
 
@@ -48,6 +52,7 @@ def preview_command(
       prep preview dataset.zarr --out previews/ --max 5 --gallery
       prep preview crops.zarr --out crop-previews/
     """
+    guard_outputs("out", force=force)
     from microprep.preview.write import write_previews
 
     summary = write_previews(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from microprep.cli.options import guard_outputs
 from microprep.splits import BY_CHOICES
 
 
@@ -86,6 +87,7 @@ def split_command(
       prep split volume.zarr --by region --gap 16 --out volume.splits.json
       prep split dataset.zarr --by subset --subset-map Holdout=test
     """
+    guard_outputs("out")
     from microprep.splits import (
         SplitError,
         default_splits_path,

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from microprep.cli.options import parse_ints, window_value
+from microprep.cli.options import guard_outputs, parse_ints, window_value
 from microprep.errors import UsageError
 
 
@@ -90,6 +90,7 @@ def train_command(
     **options: Any,
 ) -> None:
     """Train the trainer NAME on the dataset store DATASET (see `prep train --list`)."""
+    guard_outputs("out")
     if list_:
         _list()
         return

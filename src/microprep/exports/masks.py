@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import unicodedata
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -85,9 +86,27 @@ def image_planes(
     yield from zip(targets.images, planes, strict=True)
 
 
+def one_line(name: str) -> str:
+    """``name`` with control characters and line separators written as Python escapes, so
+    that it takes exactly one line of a text file (readers refuse such names; a ``--map``
+    rename could still bring one). Other names are unchanged.
+
+    Example:
+        >>> print(one_line("two\\nlines"), one_line("pore"))
+        two\\nlines pore
+    """
+    return "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp")
+        else char
+        for char in name
+    )
+
+
 def write_classes(root: Path, labels: LabelMap) -> None:
-    """Write ``root/classes.txt``: the class names, one a line, ``background`` first."""
-    text = "".join(f"{name}\n" for name in labels.class_names)
+    """Write ``root/classes.txt``: the class names, one a line, ``background`` first (names
+    holding a control character escaped by :func:`one_line`)."""
+    text = "".join(f"{one_line(name)}\n" for name in labels.class_names)
     (root / "classes.txt").write_text(text, encoding="utf-8")
 
 

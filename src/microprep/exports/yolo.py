@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from microprep.errors import InputError
 from microprep.exports.coco import planes
-from microprep.exports.masks import output_name
+from microprep.exports.masks import one_line, output_name
 from microprep.model import LabelMap
 from microprep.paths import safe_join
 from microprep.targets.bands import Band, BandedTargets
@@ -156,7 +156,7 @@ class YoloSink:
 
     def close(self) -> None:
         """Write ``data.yaml`` and warn about objects left out."""
-        names = {i: label.name for i, label in enumerate(self.labels.classes)}
+        names = {i: one_line(label.name) for i, label in enumerate(self.labels.classes)}
         data = {"path": ".", "train": "images", "val": "images", "nc": len(names), "names": names}
         text = DATA_YAML_HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         (self.root / "data.yaml").write_text(text, encoding="utf-8")

@@ -23,6 +23,7 @@ from lxml import etree
 from microprep.errors import FormatError, GeometryError
 from microprep.model import AttributeSpec, LabelSpec
 from microprep.readers.image_sizes import MAX_IMAGE_SIDE
+from microprep.readers.names import check_label_name
 from microprep.readers.xmlsafe import line_of
 
 _STEP_RE = re.compile(r"step\s*=\s*(\d+)")
@@ -84,6 +85,7 @@ def _parse_labels(labels: etree._Element, file: str) -> tuple[LabelSpec, ...]:
         name = lab.findtext("name") or ""
         if not name:
             raise FormatError("label without a <name>", file=file, line=line_of(lab))
+        check_label_name(name, file=file, line=line_of(lab), where="<meta> <label>")
         parent = lab.findtext("parent") or None
         if (name, parent) in seen:
             raise FormatError(
@@ -100,6 +102,13 @@ def _parse_labels(labels: etree._Element, file: str) -> tuple[LabelSpec, ...]:
                     line=line_of(attr),
                     where=f"<label> {name!r}",
                 )
+            check_label_name(
+                attr_name,
+                file=file,
+                what="attribute",
+                line=line_of(attr),
+                where=f"<label> {name!r}",
+            )
             values = tuple(v for v in (attr.findtext("values") or "").split("\n") if v)
             attrs.append(
                 AttributeSpec(

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from microprep.errors import FormatError, GeometryError
 from microprep.model import Shape, ShapeKind
+from microprep.readers.names import check_label_name
 from microprep.readers.xmlsafe import line_of
 
 logger = logging.getLogger(__name__)
@@ -207,6 +208,9 @@ class ShapeReader:
             name = child.get("name")
             if not name:
                 raise self._format("<attribute> without a name", child, where)
+            check_label_name(
+                name, file=self.file, what="attribute", line=line_of(child), where=where
+            )
             attrs[name] = child.text or ""
         return attrs
 
@@ -214,6 +218,8 @@ class ShapeReader:
 
     def use_label(self, label: str, parent: str | None, elem: etree._Element) -> None:
         """Record the first use of ``label`` (``parent``: the skeleton, for element labels)."""
+        if (label, parent) not in self.label_uses:
+            check_label_name(label, file=self.file, line=line_of(elem), where=f"<{elem.tag}>")
         self.label_uses.setdefault((label, parent), line_of(elem))
 
     def read(

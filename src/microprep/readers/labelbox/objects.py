@@ -39,6 +39,7 @@ from microprep.readers.labelbox.checks import Checker, JsonPath, describe
 from microprep.readers.labelbox.classifications import Classifications
 from microprep.readers.labelbox.geometry import Geometry
 from microprep.readers.labelbox.masks import MaskReader
+from microprep.readers.names import check_label_name
 
 #: Labelbox's ``annotation_kind`` (without its ``Image``/``Video`` prefix) -> shape kind.
 KINDS: Final[dict[str, ShapeKind]] = {
@@ -192,12 +193,15 @@ class ObjectReader(Checker):
         if not isinstance(obj, dict):
             raise self.format_error(f"expected an object, got {describe(obj)}", line, path)
         label = obj.get(self.keys.names[0])
+        label_path: JsonPath = (*path, self.keys.names[0])
         if type(label) is not str or not label:
             found = self.first_string(obj, self.keys.names, line, path)
             if found is None:
                 self.unnamed += 1
                 return None
-            label = found[0]
+            label, label_path = found
+        if label not in self.classes:
+            check_label_name(label, file=self.file, line=line, path=label_path)
         kind = self.kind_of(obj, line, path)
         if kind is None:
             return None

@@ -25,6 +25,7 @@ from typing import Any, Final
 from microprep.errors import FormatError, UsageError
 from microprep.model import LabelMap, LabelSpec, Shape
 from microprep.readers.jsonsafe import describe, json_text
+from microprep.readers.names import check_label_name
 from microprep.readers.via.regions import AttrDecl, Place, ViaRegion
 from microprep.readers.via.shapes import via2_shape
 from microprep.readers.via.via3_shapes import via3_shape
@@ -220,6 +221,10 @@ class RegionBuilder:
                 label = self.fallback
                 self.fell_back += 1
             attrs = region.attrs
+            if label not in self.used:
+                self._check_name(label, region, part, [self.key or ""], "label")
+            for key in attrs:
+                self._check_name(str(key), region, part, [str(key)], "attribute")
             extra = _attributes(attrs, self.key, self.decls) if attrs else {}
             shape = build(region.shape, label, extra, order, region)
             if shape is None:
@@ -232,9 +237,19 @@ class RegionBuilder:
             order += 1
         return out
 
+    def _check_name(
+        self, name: str, region: ViaRegion, part: str, parts: list[str | int], what: str
+    ) -> None:
+        check_label_name(
+            name, file=self.file, what=what, line=region.line, where=region.where(part, parts)
+        )
+
     def label_map(self, warnings: list[str]) -> LabelMap:
         """Declared options first, then labels in order of first use (warning if undeclared)."""
         declared = list(dict.fromkeys(self.options.values())) if self.options else []
+        for name in declared:
+            where = f"the options of the class attribute {json.dumps(self.attr_name)}"
+            check_label_name(name, file=self.file, where=where)
         labels = [LabelSpec(name) for name in declared]
         for name, place in self.used.items():
             if name in declared:
