@@ -103,8 +103,20 @@ def store(tmp_path: Path, write_cvat: Callable[..., Path]) -> Path:
         ["split", "{s}", "--out", "{s}/splits.json"],
         ["evaluate", "{s}", "{s}", "--json", "{s}/report.json"],
         ["train", "unet", "{s}", "--out", "{s}/run"],
+        ["export", "{s}", "--to", "masks", "--out", "{s}/masks"],
+        ["export-annotations", "{s}", "--to", "cvat", "--out", "{s}/pre.xml"],
     ],
-    ids=["crop-same", "crop-inside", "augment", "preview", "split", "evaluate", "train"],
+    ids=[
+        "crop-same",
+        "crop-inside",
+        "augment",
+        "preview",
+        "split",
+        "evaluate",
+        "train",
+        "export",
+        "export-annotations",
+    ],
 )
 def test_every_writing_command_refuses_an_output_in_its_store(
     store: Path, capsys: Capture, command: list[str]

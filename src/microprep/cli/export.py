@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from microprep.cli.options import kinds_option
+from microprep.cli.options import force_option, guard_outputs, kinds_option
 from microprep.exports.from_store import export_kinds
 
 
@@ -41,6 +41,7 @@ from microprep.exports.from_store import export_kinds
     "ome-zarr images.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
+@force_option
 def export_command(
     dataset: Path,
     to: tuple[str, ...],
@@ -49,6 +50,7 @@ def export_command(
     pixel_size: str | None,
     predictions: Path | None,
     quiet: bool,
+    force: bool,
 ) -> None:
     """Export a store (converted, cropped or augmented) for other tools and trainers.
 
@@ -58,6 +60,7 @@ def export_command(
       prep export AUG.zarr --to cellpose,stardist --out trainsets/
       prep export dataset.zarr --to ome-zarr --predictions pred.zarr --pixel-size 2nm -o ome/
     """
+    guard_outputs("out", force=force)
     from microprep.exports.from_store import export_store
     from microprep.exports.omezarr import parse_pixel_size
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from microprep.cli.options import reader_options
+from microprep.cli.options import guard_outputs, reader_options
 from microprep.readers import ReadOptions
 from microprep.writers.export import TARGETS, ExportOptions, export_annotations
 
@@ -78,6 +78,7 @@ def export_annotations_command(
     quiet: bool,
 ) -> None:
     """Write the predictions in PRED.zarr as pre-annotations for CVAT, VIA or Labelbox, or COCO."""
+    guard_outputs("out")
     options = ExportOptions(
         to=to,  # type: ignore[arg-type]  # click.Choice(TARGETS)
         as_shape=as_shape,  # type: ignore[arg-type]  # click.Choice
