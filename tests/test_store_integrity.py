@@ -118,6 +118,9 @@ def test_a_deleted_label_chunk_is_an_error_naming_node_array_and_chunk(
     )
     with open_dataset(store) as ds, pytest.raises(StoreDamageError, match="chunk c/0/1"):
         ds[0]["labels"].values  # noqa: B018  (the read is the test)
+    aug = store.parent / "aug.zarr"
+    assert main(["augment", str(store), "--geometry", "flip", "--out", str(aug), "-q"]) == 2
+    assert want in capsys.readouterr().err and not aug.exists()
 
 
 def test_a_deleted_node_folder_is_an_error(store: Path, capsys: Capture) -> None:

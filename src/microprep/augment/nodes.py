@@ -28,6 +28,7 @@ from microprep.augment.pipeline import AugmentConfig, Sample
 from microprep.crops.instances import SourceTables, clip_layers
 from microprep.errors import StoreError
 from microprep.splits import Region, Splits
+from microprep.store.integrity import open_root
 from microprep.store.read import read_root_attrs
 
 __all__ = ["NodeData", "Task", "read_node", "split_parts", "tasks_for"]
@@ -114,7 +115,8 @@ def read_node(
     if node not in root["nodes"]:
         raise StoreError(f"{source}: no node {node!r}")
     try:
-        group: Any = zarr.open_group(Path(source) / node, mode="r", zarr_format=3)
+        # through the checked store: a missing or damaged chunk is an error naming it
+        group: Any = open_root(source, root)[node]
         shape = tuple(int(s) for s in group["labels"].shape)
         box = (
             tuple(slice(0, n) for n in shape)
