@@ -7,9 +7,13 @@ built for one image on top of the process itself (Python, numpy, zarr, shapely: 
 (:data:`BYTES_PER_PIXEL` for the class map, the fill's temporaries, the instance layers and the
 sinks' copies, plus one byte per row and object column for the object masks) and its pixels:
 
-* it fits: the image is built whole, as always;
-* it does not, but one band of rows does: the image is built and written in bands of rows
-  (class map, instance layers, mask PNG rows, zarr chunks), aligned to the store's chunk rows;
+* it fits, and needs at most :data:`BAND_ABOVE` (or an output cannot take bands): the image is
+  built whole, as always;
+* it needs more, and every output takes bands: it is built and written in bands of rows (class
+  map, instance layers, mask PNG rows, zarr chunks) of at most :data:`BAND_ABOVE` each (or the
+  budget, when smaller), aligned to the store's chunk rows where they allow. Banding is about
+  as fast as building whole, so a huge image never takes more than it needs, whatever memory
+  the machine has free;
 * not even one row (or its pixels, which are loaded whole) fits: it is refused before anything
   is built, with a :class:`MemoryBudgetError` naming the image, its size and what it would need.
 
@@ -19,7 +23,9 @@ Example:
     >>> plan_image(name="a.png", height=1000, width=1000, budget=10**9).band_rows is None
     True
     >>> plan_image(name="a.png", height=20000, width=20000, budget=300_000_000).band_rows
-    312
+    279
+    >>> plan_image(name="a.png", height=20000, width=20000, budget=200_000_000).band_rows
+    208
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from microprep.errors import PrepError
 
 logger = logging.getLogger(__name__)
 
+#: Images whose targets need more than this are built in bands of at most this much, when every
+#: output takes bands (a 20000x20000 image then peaks near 400 MB instead of several GB).
+BAND_ABOVE = 256 << 20
 #: Share of the available memory that the default budget takes.
 DEFAULT_FRACTION = 0.5
 #: Budget when the available memory cannot be read.
@@ -144,7 +153,7 @@ def plan_image(
     # the pixels are held and written (compressed) whole: counted twice
     fixed = 2 * pixel_bytes
     needed = fixed + per_row * height
-    if needed <= budget:
+    if needed <= budget and (needed <= BAND_ABOVE or not can_band):
         return ImagePlan(None, needed)
     size = f"{width}x{height}" + (f"x{depth}" if depth > 1 else "")
     if not can_band or fixed + per_row > budget:
@@ -156,6 +165,7 @@ def plan_image(
             f"(whole: about {format_size(needed)}); raise --max-memory"
             + ("" if can_band else " or leave out the outputs that cannot be banded (onehot, coco)")
         )
+    budget = min(budget, max(BAND_ABOVE, fixed + per_row))
     rows = (budget - fixed) // per_row
     for align in ALIGN_ROWS:
         if rows >= align:
