@@ -74,14 +74,24 @@ class CellposeSink:
         self.root.mkdir(parents=True, exist_ok=True)
         write_classes(self.root, labels)
 
+    #: The output kind, for messages.
+    kind = "cellpose"
+
     def add(self, targets: Targets, pixels: NDArray[np.generic] | None) -> None:
         """Write the image and its instance mask."""
-        image = need_pixels("cellpose", targets, pixels)
+        image = need_pixels(self.kind, targets, pixels)
         folder = self.root / (case_split(targets, self.provenance) or "train")
         case = case_name(targets.name, self._taken)
-        write_pair(
-            folder / f"{case}.tif", folder / f"{case}_masks.tif", image, instance_map(targets)
-        )
+        image_path, mask_path = self.paths(folder, case)
+        write_pair(image_path, mask_path, image, self.ids(targets))
+
+    def paths(self, folder: Path, case: str) -> tuple[Path, Path]:
+        """Where the image and the mask of ``case`` go in a split's ``folder``."""
+        return folder / f"{case}.tif", folder / f"{case}_masks.tif"
+
+    def ids(self, targets: Targets) -> NDArray[Any]:
+        """The instance-id map written as the mask."""
+        return instance_map(targets)
 
     def close(self) -> None:
         """Nothing to finish: every file is written by ``add``."""

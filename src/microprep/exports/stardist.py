@@ -15,18 +15,13 @@ largest piece), holes are filled (``fill_label_holes``), and ids run ``1..M`` wi
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 
-from microprep.exports.cases import case_name, case_split, need_pixels
-from microprep.exports.cellpose import write_pair
+from microprep.exports.cellpose import CellposeSink
 from microprep.exports.instancemap import instance_map, one_piece_per_id
-from microprep.exports.masks import write_classes
-from microprep.model import LabelMap
 from microprep.targets.types import Targets
 
 logger = logging.getLogger(__name__)
@@ -34,7 +29,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["StarDistSink"]
 
 
-class StarDistSink:
+class StarDistSink(CellposeSink):
     """StarDist training folders: ``SPLIT/images/CASE.tif`` + ``SPLIT/masks/CASE.tif``.
 
     Args:
@@ -55,20 +50,12 @@ class StarDistSink:
         ['train/images/a.tif', 'train/masks/a.tif']
     """
 
-    def __init__(self, root: Path, labels: LabelMap, *, provenance: Mapping[str, Any]) -> None:
-        self.root = Path(root)
-        self.provenance = dict(provenance)
-        self._taken: set[str] = set()
-        self.root.mkdir(parents=True, exist_ok=True)
-        write_classes(self.root, labels)
+    kind = "stardist"
 
-    def add(self, targets: Targets, pixels: NDArray[np.generic] | None) -> None:
-        """Write the image and its cleaned instance mask."""
-        image = need_pixels("stardist", targets, pixels)
-        folder = self.root / (case_split(targets, self.provenance) or "train")
-        case = case_name(targets.name, self._taken)
-        ids = one_piece_per_id(instance_map(targets), fill_holes=True)
-        write_pair(folder / "images" / f"{case}.tif", folder / "masks" / f"{case}.tif", image, ids)
+    def paths(self, folder: Path, case: str) -> tuple[Path, Path]:
+        """``images/CASE.tif`` and ``masks/CASE.tif`` in the split's ``folder``."""
+        return folder / "images" / f"{case}.tif", folder / "masks" / f"{case}.tif"
 
-    def close(self) -> None:
-        """Nothing to finish: every file is written by ``add``."""
+    def ids(self, targets: Targets) -> NDArray[Any]:
+        """One connected piece per id, holes filled, ids ``1..M``."""
+        return one_piece_per_id(instance_map(targets), fill_holes=True)
