@@ -39,7 +39,8 @@ class StarDistSink(CellposeSink):
 
     Example:
         >>> import tempfile
-        >>> from microprep.model import ImageInfo, LabelSpec
+        >>> import numpy as np
+        >>> from microprep.model import ImageInfo, LabelMap, LabelSpec
         >>> from microprep.targets.types import Instances
         >>> t = Targets("a.png", (ImageInfo("a.png", 2, 1),), np.zeros((1, 2), np.uint8),
         ...             Instances.empty((1, 2)), 2)
