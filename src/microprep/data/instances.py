@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -39,6 +39,7 @@ from microprep.crops.instances import check_thresholds, clip_layers
 from microprep.data.base import WindowDataset
 from microprep.data.normalize import ImageScale, apply_scale, channels_first
 from microprep.data.source import valid_mask
+from microprep.data.transforms import transform_rng, window_transform
 from microprep.splits import Splits
 from microprep.store.read import Dataset
 
@@ -84,6 +85,9 @@ class InstanceDataset(WindowDataset):
         min_visible: drop a clipped object with less than this fraction of its full area in
             the window.
         min_area: drop a clipped object with fewer pixels in the window.
+        transform: the user's own augmentation, applied after ``augment`` and normalisation
+            (see :mod:`microprep.data.transforms`); objects it moves out of the window are
+            dropped and boxes are recomputed from the masks.
 
     Raises:
         UsageError: a volume store (Mask R-CNN needs 2D images), bad thresholds, and see
@@ -106,6 +110,7 @@ class InstanceDataset(WindowDataset):
         min_visible: float = 0.25,
         min_area: int = 16,
         nodes: Sequence[str | int] | None = None,
+        transform: Callable[..., Mapping[str, Any]] | None = None,
     ) -> None:
         check_thresholds(min_visible, min_area)
         self.min_visible = float(min_visible)
@@ -124,8 +129,10 @@ class InstanceDataset(WindowDataset):
             min_foreground=0.0,
             nodes=nodes,
         )
+        self.transform = window_transform(transform, self)
         #: Per-process counts: ``samples``, ``kept``, ``dropped_border`` (min_visible /
-        #: min_area), ``dropped_augment`` (moved out by augmentation).
+        #: min_area), ``dropped_augment`` (moved out by augmentation), ``dropped_transform``
+        #: (moved out by ``transform``).
         self.stats: Counter[str] = Counter()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -203,7 +210,16 @@ class InstanceDataset(WindowDataset):
         i = self._index(i)
         spec = self.layout[i]
         image, boxes, labels, masks, valid = self.read_numpy(i)
-        pixels = channels_first(apply_scale(image, self.scales[spec.node]), 2)
+        image = apply_scale(image, self.scales[spec.node])
+        if self.transform is not None:
+            rng = transform_rng(seed=self.seed, index=i, epoch=self.epoch)
+            before = len(labels)
+            image, boxes, labels, masks, valid = self.transform.instances(
+                image, masks, labels, valid, rng=rng
+            )
+            self.stats["kept"] -= before - len(labels)
+            self.stats["dropped_transform"] += before - len(labels)
+        pixels = channels_first(image, 2)
         target = InstanceTarget(
             boxes=torch.from_numpy(boxes.astype(np.float32).reshape(-1, 4)),
             labels=torch.from_numpy(labels.astype(np.int64)),

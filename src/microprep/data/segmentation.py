@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -28,6 +28,7 @@ from microprep.augment import AugmentConfig, Sample
 from microprep.data.base import WindowDataset
 from microprep.data.normalize import ImageScale, apply_scale, channels_first
 from microprep.data.source import valid_mask
+from microprep.data.transforms import transform_rng, window_transform
 from microprep.errors import UsageError
 from microprep.splits import Splits
 from microprep.store.read import Dataset
@@ -82,6 +83,9 @@ class SegmentationDataset(WindowDataset):
         min_foreground: keep only windows with at least this fraction of non-background
             pixels (padding counts as background).
         nodes: node keys (group names, image names or positions) to use (default: all).
+        transform: the user's own augmentation, applied after ``augment`` and normalisation:
+            an albumentations pipeline or a callable with its dict interface (2D only; see
+            :mod:`microprep.data.transforms`).
 
     Raises:
         UsageError: bad options, no splits file, nodes without pixels, mixed channel counts.
@@ -104,6 +108,7 @@ class SegmentationDataset(WindowDataset):
         normalization: str | ImageScale = "percentile",
         min_foreground: float = 0.0,
         nodes: Sequence[str | int] | None = None,
+        transform: Callable[..., Mapping[str, Any]] | None = None,
     ) -> None:
         if target not in TARGETS:
             raise UsageError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
@@ -122,6 +127,7 @@ class SegmentationDataset(WindowDataset):
             min_foreground=min_foreground,
             nodes=nodes,
         )
+        self.transform = window_transform(transform, self)
 
     def read_numpy(self, i: int) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.bool_]]:
         """Sample ``i`` before normalisation: ``(image (*window[, c]) stored dtype, labels
@@ -149,7 +155,11 @@ class SegmentationDataset(WindowDataset):
         i = self._index(i)
         spec = self.layout[i]
         image, labels, valid = self.read_numpy(i)
-        pixels = channels_first(apply_scale(image, self.scales[spec.node]), self.ndim)
+        image = apply_scale(image, self.scales[spec.node])
+        if self.transform is not None:
+            rng = transform_rng(seed=self.seed, index=i, epoch=self.epoch)
+            image, labels, valid = self.transform.segmentation(image, labels, valid, rng=rng)
+        pixels = channels_first(image, self.ndim)
         if self.target == "onehot":
             classes = np.arange(self.num_classes).reshape(-1, *([1] * labels.ndim))
             target = torch.from_numpy((labels[None] == classes).astype(np.float32))

@@ -1,6 +1,7 @@
 """The shared ``data`` keys of a training configuration, turned into dataset arguments.
 
-Every trainer reads ``data.noise`` / ``data.geometry`` (on-the-fly augmentation), the splits
+Every trainer reads ``data.noise`` / ``data.geometry`` (on-the-fly augmentation),
+``data.albumentations`` (the user's own pipeline, :func:`train_transform`), the splits
 file and the train/validation strides the same way; this module is that one way.
 
 Example:
@@ -22,6 +23,20 @@ from microprep.errors import UsageError
 from microprep.splits import default_splits_path
 
 T = TypeVar("T")
+
+
+def train_transform(data: Mapping[str, Any]) -> Any | None:
+    """The pipeline of ``data.albumentations`` (None when unset), loaded with albumentations.
+
+    Raises:
+        UsageError: albumentations is missing, or the file does not hold a pipeline.
+    """
+    path = data.get("albumentations")
+    if not path:
+        return None
+    from microprep.data.transforms import load_pipeline
+
+    return load_pipeline(Path(path), key="data.albumentations")
 
 
 def augment_config(data: Mapping[str, Any]) -> AugmentConfig | None:

@@ -35,6 +35,7 @@ from microprep.training.datasets import (
     augment_config,
     train_and_val,
     train_stride,
+    train_transform,
 )
 from microprep.training.job import PredictRequest, TrainJob
 from microprep.training.loop import Runtime, fit, prepare
@@ -138,6 +139,7 @@ def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> InstanceDatas
         window=window,
         stride=stride,
         augment=augment_config(data) if train else None,
+        transform=train_transform(data) if train else None,
         seed=int(job.config["seed"]),
         normalization=data["normalization"],
         min_visible=float(data["min_visible"]),

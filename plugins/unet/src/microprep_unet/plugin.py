@@ -39,6 +39,7 @@ from microprep.training.datasets import (
     splits_file,
     train_and_val,
     train_stride,
+    train_transform,
 )
 from microprep.training.job import PredictRequest, TrainJob
 from microprep.training.loop import Runtime, fit, prepare
@@ -90,6 +91,7 @@ def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> SegmentationD
         stride=stride,
         target=data["target"],
         augment=augment_config(data) if train else None,
+        transform=train_transform(data) if train else None,
         seed=int(job.config["seed"]),
         normalization=data["normalization"],
         min_foreground=float(data["min_foreground"]) if train else 0.0,
