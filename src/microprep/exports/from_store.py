@@ -138,13 +138,14 @@ def export_store(
     kinds: Sequence[str],
     *,
     splits: Path | None = None,
-    pixel_size: tuple[float, str] | None = None,
+    pixel_size: tuple[Any, ...] | None = None,
     predictions: Path | None = None,
 ) -> ExportSummary:
     """Write the nodes of the store ``dataset`` as the exports ``kinds`` into ``out``.
 
-    ``out`` is replaced only by a complete output. ``predictions`` (a prediction store of the
-    same nodes) is for ``ome-zarr`` only.
+    ``out`` is replaced only by a complete output. Without ``pixel_size``, the one the store
+    recorded at conversion (``attrs["options"]["pixel_size"]``) is used. ``predictions`` (a
+    prediction store of the same nodes) is for ``ome-zarr`` only.
 
     Raises:
         UsageError: unknown kinds, predictions without ome-zarr, region splits.
@@ -165,6 +166,8 @@ def export_store(
         labels = label_map_of(ds)
         by_node = node_splits(ds, splits)
         names = {node: str(ds.tree[node].attrs.get("name", node)) for node in ds.nodes}
+        if pixel_size is None:
+            pixel_size = (ds.attrs.get("options") or {}).get("pixel_size")
         provenance: dict[str, Any] = {
             "source": Path(dataset).name,
             "sha256": None,
