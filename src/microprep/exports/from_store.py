@@ -1,4 +1,5 @@
-"""``prep export``: feed the nodes of a finished store (converted, cropped or augmented) to sinks.
+"""``prep export``: feed the nodes of a finished store (converted or augmented) to sinks; a crops
+store (``prep crop``) is refused in one line naming the store it was cut from.
 
 Each node becomes one :class:`~microprep.targets.types.Targets` (class map and objects as
 stored) with its pixels, fed to the sinks of the asked kinds exactly as ``prep convert`` feeds
@@ -132,6 +133,21 @@ def _predicted(predictions: Path, node: str, shape: tuple[int, ...]) -> NDArray[
     return arr
 
 
+def _refuse_crops(dataset: Path) -> None:
+    """A crops store (``prep crop``) holds windows, not whole images: refused in one line."""
+    try:
+        attrs = zarr.open_group(dataset, mode="r").attrs.asdict()
+    except Exception:  # not a zarr group: open_dataset says what is wrong
+        return
+    crops = attrs.get("microprep_crops")
+    if isinstance(crops, dict):
+        source = crops.get("source_store") or "the store it was cut from"
+        raise UsageError(
+            f"{dataset} is a crops store (prep crop): its windows are no images to export; "
+            f"export the store it was cut from ({source}) instead"
+        )
+
+
 def export_store(
     dataset: Path,
     out: Path,
@@ -148,7 +164,7 @@ def export_store(
     prediction store of the same nodes) is for ``ome-zarr`` only.
 
     Raises:
-        UsageError: unknown kinds, predictions without ome-zarr, region splits.
+        UsageError: unknown kinds, predictions without ome-zarr, region splits, a crops store.
         StoreError: an unreadable store or prediction store.
     """
     chosen = resolve(tuple(kinds), export_kinds, "export kind")
@@ -156,6 +172,7 @@ def export_store(
         raise UsageError("--predictions adds predicted labels to the ome-zarr output only")
     ordered = tuple(kind.name for kind in chosen)
     summary = ExportSummary(out=Path(out), kinds=ordered)
+    _refuse_crops(Path(dataset))
     with open_dataset(dataset) as ds:
         if predictions is not None:
             from microprep.predict.write import read_prediction_attrs
