@@ -29,6 +29,7 @@ from microprep.imagefiles import FolderImages, ImageSource, find_images, image_n
 from microprep.memory import default_budget
 from microprep.model import AnnotatedImage, AnnotationSet
 from microprep.outputs import atomic_output
+from microprep.pixelsize import images_pixel_size
 from microprep.precheck import check_beside_worthwhile, checked, checks_beside
 from microprep.readers import ReadOptions, read_annotations
 from microprep.registry import SinkKind, output_path, resolve, sink_kinds
@@ -56,7 +57,8 @@ class ConvertOptions:
     second process while converting (None: for large exports; see :mod:`microprep.precheck`).
     ``classes``: class order, renames, drops, ignore and annotated regions, applied after the
     reader and before the checks (see :mod:`microprep.classes`). ``pixel_size``: ``(size,
-    unit)`` of one pixel, for the outputs that record it (ome-zarr, nnunet). ``max_memory``: the
+    unit)`` of one pixel, for the outputs that record it (ome-zarr, nnunet; None: from the TIFF
+    metadata of the images, see :mod:`microprep.pixelsize`). ``max_memory``: the
     memory budget in bytes (None: :func:`microprep.memory.default_budget`); larger images are
     built in bands of rows or refused (see :mod:`microprep.memory`).
     """
@@ -225,8 +227,12 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
             summary.missing_images = [name for name in names if name in missing]
         if options.volume and len(missing) == len(names):
             raise UsageError(f"{export}: no images to stack into a volume")
+        pixel_size = options.pixel_size
+        if pixel_size is None and source is not None:
+            files = [name for name in names if name not in missing]
+            pixel_size = images_pixel_size(source, files, on_warning=warnings.append)
         provenance: dict[str, Any] = {
-            "pixel_size": options.pixel_size,
+            "pixel_size": pixel_size,
             "source": export.name,
             "sha256": sha256(export),
             "source_format": annotations.format,
@@ -236,6 +242,7 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
                 "line_width": options.raster.line_width,
                 "point_radius": options.raster.point_radius,
                 "images": source is not None,
+                "pixel_size": None if pixel_size is None else list(pixel_size),
             },
             "class_mapping": (
                 options.classes.provenance(raw_labels) if options.classes.active else None

@@ -126,3 +126,46 @@ def test_validate_accepts_a_label_folder(tmp_path: Path) -> None:
     images, labels = folders(tmp_path, {"a.png|a.png": class_map()})
     args = ["validate", str(labels), "--images", str(images), "--label-kind", "class"]
     assert main(args) == 0
+
+
+def test_instances_take_the_majority_class_of_the_class_map_beside_them(tmp_path: Path) -> None:
+    inst = instance_map()  # ids 7 (left) and 300 (right), 3x3 each
+    cls = np.zeros((6, 8), np.uint8)
+    cls[0:3, 0:3] = 2
+    cls[0, 0] = 1  # a minority pixel of another class inside instance 7
+    cls[0:3, 3:6] = 1
+    images, labels = folders(tmp_path, {"a.png|a_masks.tif": inst})
+    Image.fromarray(cls).save(labels / "a_classes.png")
+    out = tmp_path / "d.zarr"
+    args = ["convert", str(labels), "--images", str(images), "--class-suffix", "_classes"]
+    names = tmp_path / "classes.txt"
+    names.write_text("background\ngrain\npore\n", encoding="utf-8")
+    assert main([*args, "--classes", str(names), "-q", "-o", str(out)]) == 0
+    ds = open_dataset(out)
+    assert ds.classes == ("background", "grain", "pore")
+    instances = ds.instances(ds.nodes[0])
+    found = [ds.classes[int(c)] for c in instances.labels]
+    assert sorted(zip(instances.boxes[:, 0].tolist(), found, strict=True)) == [
+        (0.0, "pore"),
+        (3.0, "grain"),
+    ]
+    # without class names the classes are class_1, class_2
+    names.unlink()
+    out2 = tmp_path / "d2.zarr"
+    assert main([*args, "-q", "-o", str(out2)]) == 0
+    assert open_dataset(out2).classes == ("background", "class_1", "class_2")
+
+
+def test_class_suffix_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images, labels = folders(tmp_path, {"a.png|a_masks.tif": instance_map()})
+    args = ["convert", str(labels), "--images", str(images), "--class-suffix", "_classes"]
+    assert main([*args, "-q", "-o", str(tmp_path / "x.zarr")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no class map a_classes.png" in err
+    Image.fromarray(np.zeros((6, 8), np.uint8)).save(labels / "a_classes.png")
+    assert main([*args, "-q", "-o", str(tmp_path / "y.zarr")]) == 2
+    assert "instance 7 lies on class 0" in capsys.readouterr().err
+    # --instance-class names the class of such instances
+    out = tmp_path / "z.zarr"
+    assert main([*args, "--instance-class", "cell", "-q", "-o", str(out)]) == 0
+    assert open_dataset(out).classes == ("background", "cell")

@@ -52,7 +52,7 @@ def export_command(
     quiet: bool,
     force: bool,
 ) -> None:
-    """Export a store (converted, cropped or augmented) for other tools and trainers.
+    """Export a store (converted or augmented; not a crops store) for other tools and trainers.
 
     \b
     Examples:

@@ -71,6 +71,7 @@ def export_annotations_command(
     label_suffix: str | None,
     label_kind: str | None,
     instance_class: str | None,
+    class_suffix: str | None,
     as_shape: str,
     simplify: float,
     score_threshold: float,
@@ -96,6 +97,7 @@ def export_annotations_command(
             label_suffix=label_suffix,
             label_kind=label_kind,
             instance_class=instance_class,
+            class_suffix=class_suffix,
         ),
         label_attribute=label_attribute,
     )

@@ -80,7 +80,8 @@ def kinds_option(table: Callable[[], Sequence[Any]]) -> Callable[..., tuple[str,
 
 def reader_options(func: F) -> F:
     """Add ``--format``, ``--size``, ``--label-attribute``, ``--label``, ``--masks`` and the
-    label-folder options ``--label-suffix``, ``--label-kind``, ``--instance-class`` to a command.
+    label-folder options ``--label-suffix``, ``--label-kind``, ``--instance-class``,
+    ``--class-suffix`` to a command.
 
     ``--label`` is the VIA class of regions without a class value.
     """
@@ -119,6 +120,12 @@ def reader_options(func: F) -> F:
             "--instance-class",
             metavar="NAME",
             help="Label folders of instance ids: the class of every instance (default: object).",
+        ),
+        click.option(
+            "--class-suffix",
+            metavar="SUFFIX",
+            help="Label folders of instance ids: each instance takes the majority class of the "
+            "class-index image IMAGE<SUFFIX>.png/.tif beside it (e.g. _classes).",
         ),
     ]
     for decorator in reversed(decorators):

@@ -91,6 +91,7 @@ def validate_command(
     label_suffix: str | None,
     label_kind: str | None,
     instance_class: str | None,
+    class_suffix: str | None,
     max_rows: int,
     classes: ClassOptions,
 ) -> None:
@@ -125,6 +126,7 @@ def validate_command(
             label_suffix=label_suffix,
             label_kind=label_kind,
             instance_class=instance_class,
+            class_suffix=class_suffix,
             classes=classes.classes,
         ),
     )

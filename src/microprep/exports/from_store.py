@@ -1,4 +1,5 @@
-"""``prep export``: feed the nodes of a finished store (converted, cropped or augmented) to sinks.
+"""``prep export``: feed the nodes of a finished store (converted or augmented) to sinks; a crops
+store (``prep crop``) is refused in one line naming the store it was cut from.
 
 Each node becomes one :class:`~microprep.targets.types.Targets` (class map and objects as
 stored) with its pixels, fed to the sinks of the asked kinds exactly as ``prep convert`` feeds
@@ -132,22 +133,38 @@ def _predicted(predictions: Path, node: str, shape: tuple[int, ...]) -> NDArray[
     return arr
 
 
+def _refuse_crops(dataset: Path) -> None:
+    """A crops store (``prep crop``) holds windows, not whole images: refused in one line."""
+    try:
+        attrs = zarr.open_group(dataset, mode="r").attrs.asdict()
+    except Exception:  # not a zarr group: open_dataset says what is wrong
+        return
+    crops = attrs.get("microprep_crops")
+    if isinstance(crops, dict):
+        source = crops.get("source_store") or "the store it was cut from"
+        raise UsageError(
+            f"{dataset} is a crops store (prep crop): its windows are no images to export; "
+            f"export the store it was cut from ({source}) instead"
+        )
+
+
 def export_store(
     dataset: Path,
     out: Path,
     kinds: Sequence[str],
     *,
     splits: Path | None = None,
-    pixel_size: tuple[float, str] | None = None,
+    pixel_size: tuple[Any, ...] | None = None,
     predictions: Path | None = None,
 ) -> ExportSummary:
     """Write the nodes of the store ``dataset`` as the exports ``kinds`` into ``out``.
 
-    ``out`` is replaced only by a complete output. ``predictions`` (a prediction store of the
-    same nodes) is for ``ome-zarr`` only.
+    ``out`` is replaced only by a complete output. Without ``pixel_size``, the one the store
+    recorded at conversion (``attrs["options"]["pixel_size"]``) is used. ``predictions`` (a
+    prediction store of the same nodes) is for ``ome-zarr`` only.
 
     Raises:
-        UsageError: unknown kinds, predictions without ome-zarr, region splits.
+        UsageError: unknown kinds, predictions without ome-zarr, region splits, a crops store.
         StoreError: an unreadable store or prediction store.
     """
     chosen = resolve(tuple(kinds), export_kinds, "export kind")
@@ -155,6 +172,7 @@ def export_store(
         raise UsageError("--predictions adds predicted labels to the ome-zarr output only")
     ordered = tuple(kind.name for kind in chosen)
     summary = ExportSummary(out=Path(out), kinds=ordered)
+    _refuse_crops(Path(dataset))
     with open_dataset(dataset) as ds:
         if predictions is not None:
             from microprep.predict.write import read_prediction_attrs
@@ -165,6 +183,8 @@ def export_store(
         labels = label_map_of(ds)
         by_node = node_splits(ds, splits)
         names = {node: str(ds.tree[node].attrs.get("name", node)) for node in ds.nodes}
+        if pixel_size is None:
+            pixel_size = (ds.attrs.get("options") or {}).get("pixel_size")
         provenance: dict[str, Any] = {
             "source": Path(dataset).name,
             "sha256": None,

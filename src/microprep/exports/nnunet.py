@@ -11,8 +11,9 @@ Layout of the output folder (see ``docs/exports.md``)::
 2D images are PNG when their pixels are 8- or 16-bit unsigned, else TIFF (the first image
 decides for the whole export, as nnU-Net wants one file ending). Volumes are TIFF
 ``(Z, Y, X)`` with a ``CASE.json`` beside them holding ``{"spacing": [z, y, x]}`` (the pixel
-size, or 1), and ``dataset.json`` names nnU-Net's ``Tiff3DIO`` reader. Unannotated pixels (the
-class map's ignore index) become nnU-Net's ``ignore`` label, the highest label value.
+size, from ``--pixel-size`` or the TIFF metadata, and the slice distance when known; else 1),
+and ``dataset.json`` names nnU-Net's ``Tiff3DIO`` reader. Unannotated pixels (the class map's
+ignore index) become nnU-Net's ``ignore`` label, the highest label value.
 
 Cases of the ``test`` split go to ``imagesTs``; ``train`` and ``val`` cases make the one fold
 of ``splits_final.json`` (copy it into the preprocessed dataset folder, where nnU-Net reads it),
@@ -87,6 +88,8 @@ class NnUNetSink:
         self.label_values = nnunet_labels(labels)
         size = provenance.get("pixel_size")
         self.spacing = float(size[0]) if size is not None else 1.0
+        z = size[2] if size is not None and len(size) > 2 else None
+        self.z_spacing = float(z) if z else self.spacing
         self.ending: str | None = None
         self.channels: int | None = None
         self.volume: bool | None = None
@@ -122,7 +125,9 @@ class NnUNetSink:
         self._write(labels_dir / f"{case}{ending}", self._label_values(cmap))
         if volume:
             for folder in (images_dir, labels_dir):
-                (folder / f"{case}.json").write_text(json.dumps({"spacing": [self.spacing] * 3}))
+                (folder / f"{case}.json").write_text(
+                    json.dumps({"spacing": [self.z_spacing, self.spacing, self.spacing]})
+                )
 
     def _label_values(self, cmap: NDArray[Any]) -> NDArray[Any]:
         top = max(self.label_values.values())

@@ -17,9 +17,10 @@ the smallest of ``y`` and ``x`` is under :data:`MIN_LEVEL_SIDE`; ``z`` is never 
 (stacks are usually anisotropic). Image levels are 2x2 means, label levels every second pixel
 (labels must not be averaged). Arrays are chunked (and sharded) like the dataset store.
 
-Axes carry a unit when the pixel size is known (``provenance["pixel_size"]``, see
-:func:`parse_pixel_size`); the scale of level ``k`` is ``pixel_size * 2**k`` along ``y`` and
-``x``, with the translation that keeps pixel centres in place.
+Axes carry a unit when the pixel size is known (``provenance["pixel_size"]``: ``--pixel-size``,
+see :func:`parse_pixel_size`, or the TIFF metadata, see :mod:`microprep.pixelsize`); the scale
+of level ``k`` is ``pixel_size * 2**k`` along ``y`` and ``x``, with the translation that keeps
+pixel centres in place; ``z`` takes the slice distance when the metadata gives one.
 
 Example:
     >>> parse_pixel_size("0.5nm"), parse_pixel_size("2 um")
@@ -43,6 +44,7 @@ from microprep.errors import UsageError
 from microprep.exports.instancemap import instance_map
 from microprep.exports.masks import write_classes
 from microprep.model import LabelMap
+from microprep.pixelsize import UNITS, PixelSize
 from microprep.store.layout import COMPRESSORS, node_name, spatial_chunking
 from microprep.targets.types import Targets
 
@@ -62,20 +64,7 @@ NGFF_VERSION = "0.5"
 #: Pyramid levels are added until the smallest side (y or x) is under this many pixels.
 MIN_LEVEL_SIDE = 256
 
-_UNITS = {
-    "pm": "picometer",
-    "nm": "nanometer",
-    "um": "micrometer",
-    "µm": "micrometer",
-    "μm": "micrometer",
-    "mm": "millimeter",
-    "cm": "centimeter",
-    "m": "meter",
-    "a": "angstrom",
-    "å": "angstrom",
-    "angstrom": "angstrom",
-}
-_UNITS.update({name: name for name in set(_UNITS.values())})
+_UNITS = UNITS
 _PIXEL_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([^\s0-9.]+)\s*$")
 
 
@@ -123,7 +112,7 @@ def image_metadata(
     spatial_ndim: int,
     channels: bool,
     levels: int,
-    pixel_size: tuple[float, str] | None,
+    pixel_size: PixelSize | None,
 ) -> dict[str, Any]:
     """The ``multiscales`` entry of one image (or label image) of ``levels`` levels.
 
@@ -132,7 +121,8 @@ def image_metadata(
         >>> [a["name"] for a in m["axes"]], m["datasets"][1]["coordinateTransformations"][0]
         (['y', 'x'], {'type': 'scale', 'scale': [2.0, 2.0]})
     """
-    size, unit = pixel_size if pixel_size is not None else (1.0, None)
+    size, unit = (pixel_size[0], pixel_size[1]) if pixel_size is not None else (1.0, None)
+    z_size = pixel_size[2] if pixel_size is not None and len(pixel_size) > 2 else None
     axes: list[dict[str, str]] = [{"name": "c", "type": "channel"}] if channels else []
     for axis in ("z", "y", "x")[3 - spatial_ndim :]:
         entry = {"name": axis, "type": "space"}
@@ -142,7 +132,7 @@ def image_metadata(
     datasets = []
     for level in range(levels):
         factor = 2.0**level
-        scale = [1.0] * channels + [size] * (spatial_ndim - 2) + [size * factor] * 2
+        scale = [1.0] * channels + [z_size or size] * (spatial_ndim - 2) + [size * factor] * 2
         transforms: list[dict[str, Any]] = [{"type": "scale", "scale": scale}]
         if level:
             shift = (factor - 1) / 2 * size
@@ -215,8 +205,8 @@ class OmeZarrSink:
         self.root = Path(root)
         self.labels = labels
         size = provenance.get("pixel_size")
-        self.pixel_size: tuple[float, str] | None = (
-            (float(size[0]), str(size[1])) if size is not None else None
+        self.pixel_size: PixelSize | None = (
+            (float(size[0]), str(size[1]), *(size[2:3] or [None])) if size is not None else None
         )
         self.images: list[str] = []
         self._taken: set[str] = set()

@@ -139,14 +139,20 @@ def _regions(labels: NDArray[Any], instance: bool) -> Iterator[tuple[int, int, i
                 yield int(value), box[0].start, box[1].start, parts[box] == k
 
 
-def _pairs(folder: Path, images: Path, suffix: str | None) -> tuple[list[tuple[str, str]], int]:
-    """``(image name, label name)`` pairs in image order, and the count of unlabelled images."""
+def _pairs(
+    folder: Path, images: Path, suffix: str | None, class_suffix: str | None = None
+) -> tuple[list[tuple[str, str]], int]:
+    """``(image name, label name)`` pairs in image order, and the count of unlabelled images
+    (class maps of ``class_suffix`` are not label files)."""
     names = image_files(images)
     by_key = {PurePosixPath(n).with_suffix("").as_posix(): n for n in names}
     suffixes = (suffix,) if suffix is not None else LABEL_SUFFIXES
     found: dict[str, str] = {}
     for label in image_files(folder):
-        if PurePosixPath(label).suffix.lower() not in _LABEL_EXTENSIONS:
+        path = PurePosixPath(label)
+        if path.suffix.lower() not in _LABEL_EXTENSIONS:
+            continue
+        if class_suffix and path.with_suffix("").as_posix().endswith(class_suffix):
             continue
         keys = [k for k in _key(label, suffixes) if k in by_key]
         if not keys:
@@ -164,6 +170,34 @@ def _pairs(folder: Path, images: Path, suffix: str | None) -> tuple[list[tuple[s
         found[image] = label
     pairs = [(name, found[name]) for name in names if name in found]
     return pairs, len(names) - len(pairs)
+
+
+def _class_map_of(folder: Path, image: str, suffix: str, shape: tuple[int, ...]) -> NDArray[Any]:
+    """The class-index image beside an instance image (``<image stem><suffix>.png|.tif``)."""
+    stem = PurePosixPath(image).with_suffix("").as_posix() + suffix
+    for extension in _LABEL_EXTENSIONS:
+        candidate = folder / (stem + extension)
+        if candidate.is_file():
+            classes = _read_labels(candidate)
+            if classes.shape != shape:
+                raise ImageFileError(
+                    f"class map of shape {classes.shape}, its instance image has {shape}",
+                    file=candidate,
+                )
+            return classes
+    raise InputError(
+        f"no class map {stem}.png (or .tif) beside the instance image of {image!r} "
+        "(see --class-suffix)",
+        file=folder,
+    )
+
+
+def _majority(classes: NDArray[Any], top: int, left: int, bitmap: NDArray[Any]) -> int:
+    """The most frequent non-zero class under ``bitmap`` (0 when all its pixels are 0)."""
+    h, w = bitmap.shape
+    values = classes[top : top + h, left : left + w][bitmap]
+    values = values[values > 0]
+    return int(np.bincount(values).argmax()) if values.size else 0
 
 
 def read_label_folder(
@@ -190,6 +224,8 @@ def read_label_folder(
     if kind not in (None, "class", "instance"):
         raise UsageError(f"--label-kind must be class or instance, not {kind!r}")
     names = options.classes if options.classes is not None else _classes_beside(path)
+    if kind is None and options.class_suffix is not None:
+        kind = "instance"
     if kind is None:
         if names is not None:
             kind = "class"
@@ -201,7 +237,12 @@ def read_label_folder(
                 "--instance-class for instance maps)"
             )
     instance = kind == "instance"
-    pairs, unlabelled = _pairs(path, options.images, options.label_suffix)
+    class_suffix = options.class_suffix if instance else None
+    if options.class_suffix is not None and not instance:
+        raise UsageError(
+            "--class-suffix gives the classes of instance images: --label-kind instance"
+        )
+    pairs, unlabelled = _pairs(path, options.images, options.label_suffix, class_suffix)
     warnings: list[str] = []
     if unlabelled:
         warnings.append(f"{unlabelled} image(s) in {options.images} have no label file: left out")
@@ -214,29 +255,48 @@ def read_label_folder(
         file = path / label
         labels = _read_labels(file)
         height, width = labels.shape
+        classes_of = (
+            None if class_suffix is None else _class_map_of(path, image, class_suffix, labels.shape)
+        )
         shapes: list[Shape] = []
         for value, top, left, bitmap in _regions(labels, instance):
-            if not instance and names is not None and value > len(names):
+            cls = value if not instance else 0
+            if classes_of is not None:
+                cls = _majority(classes_of, top, left, bitmap)
+                if cls == 0 and options.instance_class is None:
+                    raise ImageFileError(
+                        f"instance {value} lies on class 0 (background) of its class map only "
+                        "(--instance-class names a class for such instances)",
+                        file=file,
+                    )
+            if cls and names is not None and cls > len(names):
                 raise ImageFileError(
-                    f"class value {value} but only {len(names)} class names are given", file=file
+                    f"class value {cls} but only {len(names)} class names are given", file=file
                 )
-            top_value = max(top_value, value)
+            top_value = max(top_value, cls)
             name = (
                 (options.instance_class or "object")
-                if instance
-                else (names[value - 1] if names is not None else f"class_{value}")
+                if cls == 0
+                else (names[cls - 1] if names is not None else f"class_{cls}")
             )
             h, w = bitmap.shape
             points = np.array([[left, top], [left + w, top + h]], dtype=np.float64)
             shapes.append(Shape(kind="mask", label=name, points=points, bitmap=bitmap, order=order))
             order += 1
         items.append(AnnotatedImage(ImageInfo(image, int(width), int(height)), tuple(shapes)))
-    if instance:
+    if instance and class_suffix is None:
         classes: tuple[str, ...] = (options.instance_class or "object",)
     elif names is not None:
         classes = tuple(n for n in names if n != BACKGROUND)
     else:
         classes = tuple(f"class_{v}" for v in range(1, top_value + 1))
+    fallback = options.instance_class
+    if (
+        class_suffix is not None
+        and fallback not in (None, *classes)
+        and any(s.label == fallback for item in items for s in item.shapes)
+    ):
+        classes = (*classes, str(fallback))
     labelmap = LabelMap(tuple(LabelSpec(name) for name in classes))
     return AnnotationSet.from_items(
         items, labels=labelmap, source=path, format="label-folder", warnings=warnings

@@ -20,7 +20,8 @@ class ReadOptions:
     ``label_suffix``, ``label_kind``, ``instance_class``, ``classes``: folders of label images
     (see :mod:`microprep.readers.label_folders`): the suffix that ties a label file to its image
     (``"_masks"``), ``"class"`` or ``"instance"``, the class of every instance, and the class
-    names of the values 1..K (from ``--classes``).
+    names of the values 1..K (from ``--classes``). ``class_suffix``: instance folders whose
+    instances take the majority class of a class-index image beside them (``"_classes"``).
 
     Example:
         >>> ReadOptions(size=(512, 512)).size
@@ -35,4 +36,5 @@ class ReadOptions:
     label_suffix: str | None = None
     label_kind: str | None = None
     instance_class: str | None = None
+    class_suffix: str | None = None
     classes: tuple[str, ...] | None = None
