@@ -5,6 +5,7 @@ The output kinds come from :mod:`microprep.registry` (built-ins and plugins alik
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from microprep.cli.report import print_convert_summary
 
 if TYPE_CHECKING:
     from microprep.classes import ClassOptions
+    from microprep.readers.options import ReadOptions
 
 
 def _sink_kinds() -> list[Any]:
@@ -111,14 +113,7 @@ def convert_command(
     to: tuple[str, ...],
     images: Path | None,
     fmt: str | None,
-    size: tuple[int, int] | None,
-    label_attribute: str | None,
-    label: str | None,
-    masks: Path | None,
-    label_suffix: str | None,
-    label_kind: str | None,
-    instance_class: str | None,
-    class_suffix: str | None,
+    read: ReadOptions,
     volume: bool,
     skip_missing: bool,
     line_width: float,
@@ -146,7 +141,6 @@ def convert_command(
     guard_outputs("out", force=force)
     from microprep.conversion import ConvertOptions, convert
     from microprep.exports.omezarr import parse_pixel_size
-    from microprep.readers import ReadOptions
     from microprep.targets import RasterOptions
 
     options = ConvertOptions(
@@ -158,18 +152,7 @@ def convert_command(
         format=fmt,
         progress=not quiet,
         repair=repair,
-        read=ReadOptions(
-            images=images,
-            size=size,
-            label_attribute=label_attribute,
-            masks=masks,
-            label=label,
-            label_suffix=label_suffix,
-            label_kind=label_kind,
-            instance_class=instance_class,
-            class_suffix=class_suffix,
-            classes=classes.classes,
-        ),
+        read=replace(read, images=images, classes=classes.classes),
         classes=classes,
         pixel_size=parse_pixel_size(pixel_size) if pixel_size else None,
         max_memory=max_memory,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from microprep.cli.options import guard_outputs, reader_options
-from microprep.readers import ReadOptions
+from microprep.readers.options import ReadOptions
 from microprep.writers.export import TARGETS, ExportOptions, export_annotations
 
 
@@ -64,14 +65,7 @@ def export_annotations_command(
     like: Path | None,
     images: Path | None,
     fmt: str | None,
-    size: tuple[int, int] | None,
-    label_attribute: str | None,
-    label: str | None,
-    masks: Path | None,
-    label_suffix: str | None,
-    label_kind: str | None,
-    instance_class: str | None,
-    class_suffix: str | None,
+    read: ReadOptions,
     as_shape: str,
     simplify: float,
     score_threshold: float,
@@ -88,18 +82,8 @@ def export_annotations_command(
         coco_kind=coco_kind,  # type: ignore[arg-type]  # click.Choice
         like=like,
         like_format=fmt,
-        read_options=ReadOptions(
-            images=images,
-            size=size,
-            label_attribute=label_attribute,
-            label=label,
-            masks=masks,
-            label_suffix=label_suffix,
-            label_kind=label_kind,
-            instance_class=instance_class,
-            class_suffix=class_suffix,
-        ),
-        label_attribute=label_attribute,
+        read_options=replace(read, images=images),
+        label_attribute=read.label_attribute,
     )
     summary = export_annotations(pred, out, options)
     if not quiet:

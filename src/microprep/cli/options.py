@@ -3,11 +3,14 @@ choosing a split (``crop``, ``augment``, ``evaluate``)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
+
+from microprep.readers.options import ReadOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,12 +81,27 @@ def kinds_option(table: Callable[[], Sequence[Any]]) -> Callable[..., tuple[str,
     return parse
 
 
+#: The reader options that :func:`reader_options` collects into one ``read`` argument.
+READ_FIELDS = (
+    "size",
+    "label_attribute",
+    "label",
+    "masks",
+    "label_suffix",
+    "label_kind",
+    "instance_class",
+    "class_suffix",
+)
+
+
 def reader_options(func: F) -> F:
     """Add ``--format``, ``--size``, ``--label-attribute``, ``--label``, ``--masks`` and the
     label-folder options ``--label-suffix``, ``--label-kind``, ``--instance-class``,
     ``--class-suffix`` to a command.
 
-    ``--label`` is the VIA class of regions without a class value.
+    ``--label`` is the VIA class of regions without a class value. The command receives them
+    as one ``read`` argument, a :class:`~microprep.readers.options.ReadOptions` (without
+    ``images`` and ``classes``, which come from options of their own), and ``fmt``.
     """
     decorators = [
         click.option("--format", "fmt", help="Reader to use (default: detected from the file)."),
@@ -128,9 +146,17 @@ def reader_options(func: F) -> F:
             "class-index image IMAGE<SUFFIX>.png/.tif beside it (e.g. _classes).",
         ),
     ]
+
+    @functools.wraps(func)
+    def collected(*args: Any, **kwargs: Any) -> Any:
+        fields = {name: kwargs.pop(name) for name in READ_FIELDS}
+        kwargs["read"] = ReadOptions(**fields)
+        return func(*args, **kwargs)
+
+    command: Any = collected
     for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+        command = decorator(command)
+    return cast(F, command)
 
 
 def split_options(what: str, store: str = "DATASET") -> Callable[[F], F]:

@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from microprep.errors import UsageError
 
 if TYPE_CHECKING:
     from microprep.classes import ClassOptions
+    from microprep.readers.options import ReadOptions
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +86,7 @@ def validate_command(
     json_path: Path | None,
     strict: bool,
     iou: float,
-    size: tuple[int, int] | None,
-    label_attribute: str | None,
-    label: str | None,
-    masks: Path | None,
-    label_suffix: str | None,
-    label_kind: str | None,
-    instance_class: str | None,
-    class_suffix: str | None,
+    read: ReadOptions,
     max_rows: int,
     classes: ClassOptions,
 ) -> None:
@@ -107,7 +102,7 @@ def validate_command(
     """
     from microprep.classes import apply_classes, images_without_region, region_warning
     from microprep.imagefiles import FolderImages, ImageSource, find_images
-    from microprep.readers import ReadOptions, read_annotations
+    from microprep.readers import read_annotations
     from microprep.validate import ValidateOptions, validate
 
     if json_path is not None and not json_path.parent.is_dir():
@@ -117,18 +112,7 @@ def validate_command(
         export,
         format=fmt,
         on_warning=lambda message: logger.debug("reader: %s", message),
-        options=ReadOptions(
-            images=images,
-            size=size,
-            label_attribute=label_attribute,
-            masks=masks,
-            label=label,
-            label_suffix=label_suffix,
-            label_kind=label_kind,
-            instance_class=instance_class,
-            class_suffix=class_suffix,
-            classes=classes.classes,
-        ),
+        options=replace(read, images=images, classes=classes.classes),
     )
     annotations = apply_classes(annotations, classes)
     source: ImageSource | None = FolderImages(images) if images is not None else None
