@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,8 @@ def _items(
     annotations: AnnotationSet, files: list[str], nodes: list[str], missing: set[str], volume: bool
 ) -> Iterator[list[tuple[AnnotatedImage, str]]]:
     """Stream the images (named after their nodes, missing files left out) with their file
-    names, one by one, or all as one volume."""
+    names, one by one, or all as one volume; the slices of one stack file (consecutive images
+    of one file with frame numbers, as label stacks give) come as one volume."""
     renamed = (
         (AnnotatedImage(replace(item.image, name=node), item.shapes), file)
         for item, file, node in zip(annotations, files, nodes, strict=True)
@@ -161,16 +163,50 @@ def _items(
     )
     if volume:
         yield list(renamed)
-    else:
-        yield from ([pair] for pair in renamed)
+        return
+    for _, pairs in groupby(renamed, key=lambda pair: (pair[1], pair[0].image.frame is None)):
+        run = list(pairs)
+        if _is_stack(run):
+            yield run
+        else:
+            yield from ([pair] for pair in run)
+
+
+def _is_stack(run: Sequence[tuple[AnnotatedImage, str]]) -> bool:
+    """Slices of one stack file: two or more images of one file, with frame numbers."""
+    return len(run) > 1 and run[0][0].image.frame is not None
+
+
+def _group_count(annotations: AnnotationSet, files: list[str], missing: set[str]) -> int:
+    """How many groups :func:`_items` yields without ``volume`` (from the image list only)."""
+    keys = [
+        (file, image.frame is None)
+        for image, file in zip(annotations.images, files, strict=True)
+        if file not in missing
+    ]
+    return sum(
+        1 if not frameless and n > 1 else n
+        for (_, frameless), n in ((k, len(list(g))) for k, g in groupby(keys))
+    )
 
 
 def _load_pixels(
     source: ImageSource, group: Sequence[tuple[AnnotatedImage, str]]
 ) -> NDArray[np.generic]:
-    planes = [
-        source.load(file, expected=(item.image.width, item.image.height)) for item, file in group
-    ]
+    planes: list[NDArray[Any]] = []
+    for file, run in groupby(group, key=lambda pair: pair[1]):
+        items = [item for item, _ in run]
+        size = (items[0].image.width, items[0].image.height)
+        if not _is_stack([(item, file) for item in items]):
+            planes += [source.load(file, expected=(i.image.width, i.image.height)) for i in items]
+            continue
+        pages = source.load_pages(file, expected=size)
+        if len(pages) != len(items):
+            raise ImageFileError(
+                f"a stack of {len(pages)} pages, but its labels have {len(items)} slices",
+                file=source.where(file),
+            )
+        planes += list(pages)
     return planes[0] if len(planes) == 1 else np.stack(planes)
 
 
@@ -258,7 +294,7 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         budget = options.max_memory or default_budget()
         tmp = stack.enter_context(atomic_output(out))
         sinks = _sinks(tmp, kinds, annotations, provenance)
-        total = 1 if options.volume else len(names) - len(missing)
+        total = 1 if options.volume else _group_count(annotations, names, missing)
         groups = _items(annotations, names, nodes, missing, options.volume)
         for group in tqdm(
             groups,
@@ -269,7 +305,7 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         ):
             items = [item for item, _ in group]
             plan = plan_group(
-                items, items[0].image.name if len(items) == 1 else annotations.source.stem,
+                items, _group_name(items, annotations, options.volume),
                 kinds=kinds, labels=annotations.labels, options=options.raster, budget=budget,
                 pixels=source is not None,
             )  # fmt: skip
@@ -310,11 +346,15 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
     return summary
 
 
+def _group_name(items: list[AnnotatedImage], annotations: AnnotationSet, volume: bool) -> str:
+    """The node name: the image's, a stack file's (its slices share it), or the export's."""
+    return annotations.source.stem if volume else items[0].image.name
+
+
 def _targets(
     group: list[AnnotatedImage], annotations: AnnotationSet, options: ConvertOptions
 ) -> Targets:
-    if options.volume:
-        return build_volume_targets(
-            annotations.source.stem, group, annotations.labels, options.raster
-        )
+    if options.volume or len(group) > 1:
+        name = _group_name(group, annotations, options.volume)
+        return build_volume_targets(name, group, annotations.labels, options.raster)
     return build_targets(group[0], annotations.labels, options.raster)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -54,7 +55,7 @@ from numpy.typing import NDArray
 
 from microprep.archive import Archive, is_archive, open_archive
 from microprep.errors import ImageFileError, PrepError
-from microprep.images import check_size, decode_image, load_image
+from microprep.images import check_size, decode_image, load_image, read_pages
 from microprep.model import AnnotationSet, ImageInfo
 from microprep.paths import check_relative_name, safe_join
 
@@ -134,6 +135,27 @@ class ImageSource:
     def where(self, name: str) -> str:
         """How messages name the file ``name``."""
         raise NotImplementedError
+
+    def load_pages(self, name: str, *, expected: tuple[int, int] | None = None) -> NDArray[Any]:
+        """Every page of the TIFF slice stack ``name`` as ``(Z, H, W[, C])`` (see
+        :func:`microprep.images.read_pages`), each page's ``(width, height)`` checked against
+        ``expected``.
+
+        Raises:
+            ImageFileError: missing, unreadable, or not of the expected size.
+        """
+        where = f"image {name!r}"
+        if not self.is_file(name):
+            raise ImageFileError(
+                f"image file not found (looked for {name!r} in {self.label})",
+                file=self.where(name),
+                where=where,
+            )
+        with self.open(name) as stream:
+            pages = read_pages(stream, file=self.where(name))
+        if expected is not None:
+            check_size(pages[0], expected, file=self.where(name), where=where)
+        return pages
 
     def close(self) -> None:
         """Release what the source holds open (an archive)."""
@@ -267,14 +289,27 @@ def find_images(export: Path) -> ImageSource | None:
 def image_keys(images: Sequence[ImageInfo]) -> list[str]:
     """A name per image, unique within the export: ``subset/name`` when the images come from
     two or more subsets (a CVAT project export numbers and names the images of each subset on
-    its own), else the name.
+    its own), else the name; the slices of one stack file (images of one name with frame
+    numbers, as label stacks give) add their frame, ``name[z]``.
 
     Example:
         >>> image_keys([ImageInfo("a.png", 4, 4, subset=s) for s in ("Train", "Test")])
         ['Train/a.png', 'Test/a.png']
         >>> image_keys([ImageInfo("a.png", 4, 4, subset="default")])
         ['a.png']
+        >>> image_keys([ImageInfo("s.tif", 4, 4, frame=z) for z in (0, 1)])
+        ['s.tif[0]', 's.tif[1]']
     """
+    keys = _file_keys(images)
+    repeated = {key for key, n in Counter(keys).items() if n > 1}
+    return [
+        f"{key}[{image.frame}]" if key in repeated and image.frame is not None else key
+        for key, image in zip(keys, images, strict=True)
+    ]
+
+
+def _file_keys(images: Sequence[ImageInfo]) -> list[str]:
+    """``subset/name`` when the images come from two or more subsets, else the name."""
     if len({image.subset for image in images if image.subset}) < 2:
         return [image.name for image in images]
     return [f"{image.subset}/{image.name}" if image.subset else image.name for image in images]
@@ -320,8 +355,9 @@ def image_names(annotations: AnnotationSet, source: ImageSource | None) -> list[
 def node_names(
     annotations: AnnotationSet, files: list[str], source: ImageSource | None
 ) -> list[str]:
-    """A name per image, unique within the export (see :func:`image_keys`); frames of a stack
+    """A name per image, unique within the export (see :func:`image_keys`), except that the
+    slices of one stack file share its name (they become one node); frames of a stack export
     with a source are named after their files."""
     if annotations.stack is not None and source is not None:
         return list(files)
-    return image_keys(annotations.images)
+    return _file_keys(annotations.images)

@@ -9,7 +9,8 @@ What comes back (``H`` rows, ``W`` columns, pixel units):
 Formats and conversions:
 
 * TIFF (recognised by its signature, whatever the suffix) is read with :mod:`tifffile`: the first
-  page only (a multi-page TIFF gives its first image), any sample type. Planar RGB
+  page only (a multi-page TIFF gives its first image; :func:`read_pages` reads every page of a
+  slice stack), any sample type. Planar RGB
   (``(C, H, W)`` on disk) is returned channel-last.
 * Everything else (PNG, JPEG, BMP, GIF, ...) is read with Pillow, first frame only:
 
@@ -177,33 +178,109 @@ def check_size(
         )
 
 
+def page_count(source: Path | BinaryIO, *, file: str | Path) -> int:
+    """The number of pages of a TIFF (a slice stack has one per slice); 1 for other formats.
+
+    Raises:
+        ImageFileError: a TIFF that cannot be read.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "s.tif"
+        >>> tifffile.imwrite(p, np.zeros((3, 4, 5), np.uint8), photometric="minisblack")
+        >>> page_count(p, file=p)
+        3
+    """
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            return page_count(fh, file=file)
+    head = source.read(4)
+    source.seek(0)
+    if head not in _TIFF_SIGNATURES:
+        return 1
+    try:
+        with tifffile.TiffFile(source) as tif:
+            return len(tif.pages)
+    except Exception as exc:  # decoders raise many types for corrupt files
+        raise ImageFileError(
+            f"cannot read the TIFF: {type(exc).__name__}: {exc}", file=file
+        ) from exc
+
+
+def read_pages(source: Path | BinaryIO, *, file: str | Path) -> NDArray[Any]:
+    """Every page of a TIFF slice stack as ``(Z, H, W)`` or ``(Z, H, W, C)`` (each page as
+    :func:`read_image` reads the first); another format gives its image as one slice.
+
+    Raises:
+        ImageFileError: unreadable, or pages of different shapes or sample types.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "s.tif"
+        >>> tifffile.imwrite(p, np.zeros((3, 4, 5), np.uint16), photometric="minisblack")
+        >>> read_pages(p, file=p).shape
+        (3, 4, 5)
+    """
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            return read_pages(fh, file=file)
+    head = source.read(32)
+    source.seek(0)
+    if head[:4] not in _TIFF_SIGNATURES:
+        return _read_pillow(source, head, file)[np.newaxis]
+    try:
+        with tifffile.TiffFile(source) as tif:
+            planes = [_page_array(page, file, k) for k, page in enumerate(tif.pages)]
+    except ImageFileError:
+        raise
+    except Exception as exc:  # decoders raise many types for corrupt files
+        raise ImageFileError(
+            f"cannot read the TIFF: {type(exc).__name__}: {exc}", file=file
+        ) from exc
+    if not planes:
+        raise ImageFileError("the TIFF holds no image", file=file)
+    odd = next((k for k, a in enumerate(planes) if a.shape != planes[0].shape), None)
+    if odd is None:
+        odd = next((k for k, a in enumerate(planes) if a.dtype != planes[0].dtype), None)
+    if odd is not None:
+        raise ImageFileError(
+            f"page {odd} is {planes[odd].shape} {planes[odd].dtype}, page 0 "
+            f"{planes[0].shape} {planes[0].dtype}: not a slice stack",
+            file=file,
+        )
+    return np.stack(planes)
+
+
+def _page_array(page: Any, path: str | Path, index: int = 0) -> NDArray[Any]:
+    """One TIFF page, channel-last (``index`` names it in errors)."""
+    arr = np.asarray(page.asarray())
+    samples = int(getattr(page, "samplesperpixel", 1))
+    planar_separate = int(getattr(page, "planarconfig", 1)) == 2
+    if samples > 1 and planar_separate and arr.ndim == 3 and arr.shape[0] == samples:
+        arr = np.moveaxis(arr, 0, -1)
+    while arr.ndim > 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != samples):
+        which = "the first TIFF page" if index == 0 else f"TIFF page {index}"
+        raise ImageFileError(f"{which} has shape {arr.shape}, not (H, W) or (H, W, C)", file=path)
+    return np.ascontiguousarray(arr)
+
+
 def _read_tiff(source: Path | BinaryIO, path: str | Path) -> NDArray[Any]:
     """First page of a TIFF, channel-last, any sample type (``path`` names it in errors)."""
     try:
         with tifffile.TiffFile(source) as tif:
             if not tif.pages:
                 raise ImageFileError("the TIFF holds no image", file=path)
-            page = tif.pages[0]
             if len(tif.pages) > 1:
                 logger.debug("%s: %d pages, reading the first", path, len(tif.pages))
-            arr = np.asarray(page.asarray())
-            samples = int(getattr(page, "samplesperpixel", 1))
-            planar_separate = int(getattr(page, "planarconfig", 1)) == 2
+            return _page_array(tif.pages[0], path)
     except ImageFileError:
         raise
     except Exception as exc:  # decoders raise many types for corrupt files
         raise ImageFileError(
             f"cannot read the TIFF: {type(exc).__name__}: {exc}", file=path
         ) from exc
-    if samples > 1 and planar_separate and arr.ndim == 3 and arr.shape[0] == samples:
-        arr = np.moveaxis(arr, 0, -1)
-    while arr.ndim > 2 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != samples):
-        raise ImageFileError(
-            f"the first TIFF page has shape {arr.shape}, not (H, W) or (H, W, C)", file=path
-        )
-    return np.ascontiguousarray(arr)
 
 
 def _read_pillow(source: Path | BinaryIO, head: bytes, path: str | Path) -> NDArray[Any]:

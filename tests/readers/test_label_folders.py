@@ -169,3 +169,105 @@ def test_class_suffix_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = tmp_path / "z.zarr"
     assert main([*args, "--instance-class", "cell", "-q", "-o", str(out)]) == 0
     assert open_dataset(out).classes == ("background", "cell")
+
+
+def stack_folders(tmp_path: Path, labels: np.ndarray, *, pages: int = 3) -> tuple[Path, Path]:
+    """``images/s.tif``: a stack of ``pages`` 6x8 pages (page z filled with 10 * z + 1), and
+    ``labels/s_masks.tif``: the label stack."""
+    images, lab = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    lab.mkdir()
+    pixels = np.stack([np.full((6, 8), 10 * z + 1, np.uint8) for z in range(pages)])
+    tifffile.imwrite(images / "s.tif", pixels, photometric="minisblack")
+    tifffile.imwrite(lab / "s_masks.tif", labels, photometric="minisblack")
+    return images, lab
+
+
+def class_stack() -> np.ndarray:
+    arr = np.zeros((3, 6, 8), np.uint8)
+    arr[0:2, 0:2, 0:2] = 1  # one grain through slices 0 and 1
+    arr[2, 4:6, 6:8] = 1  # a second grain, slice 2 only
+    arr[1:3, 2:4, 3:5] = 2  # a pore through slices 1 and 2
+    return arr
+
+
+def instance_stack() -> np.ndarray:
+    arr = np.zeros((3, 6, 8), np.uint16)
+    arr[0:3, 0:3, 0:3] = 7  # a cell through all three slices
+    arr[1, 0:3, 3:6] = 300  # touching cell 7 in slice 1
+    arr[2, 0:2, 3:6] = 300  # and in slice 2
+    return arr
+
+
+def test_class_stack_becomes_a_volume(tmp_path: Path) -> None:
+    images, labels = stack_folders(tmp_path, class_stack())
+    assert len(tifffile.TiffFile(labels / "s_masks.tif").pages) == 3
+    out = tmp_path / "d.zarr"
+    args = ["convert", str(labels), "--images", str(images), "--classes", str(tmp_path / "c")]
+    (tmp_path / "c").write_text("background\ngrain\npore\n", encoding="utf-8")
+    assert main([*args, "-q", "-o", str(out)]) == 0
+    ds = open_dataset(out)
+    assert ds.nodes == ("s.tif",) or len(ds.nodes) == 1
+    node = ds[ds.nodes[0]]
+    assert node.attrs["name"] == "s.tif" and node.attrs["kind"] == "volume"
+    np.testing.assert_array_equal(node["labels"].values, class_stack())
+    np.testing.assert_array_equal(node["image"].values[:, 0, 0], [1, 11, 21])
+    instances = ds.instances(ds.nodes[0])
+    found = sorted(
+        (ds.classes[int(c)], box.tolist(), int(a))
+        for c, box, a in zip(instances.labels, instances.boxes, instances.areas, strict=True)
+    )
+    assert found == [
+        ("grain", [0.0, 0.0, 0.0, 2.0, 2.0, 2.0], 8),  # 3D: x, y, z min, then max
+        ("grain", [6.0, 4.0, 2.0, 8.0, 6.0, 3.0], 4),
+        ("pore", [3.0, 2.0, 1.0, 5.0, 4.0, 3.0], 8),
+    ]
+
+
+def test_instance_stack_gives_one_3d_object_per_id(tmp_path: Path) -> None:
+    images, labels = stack_folders(tmp_path, instance_stack())
+    ann = read_annotations(labels, options=ReadOptions(images=images, instance_class="cell"))
+    items = list(ann)
+    assert [(i.image.name, i.image.frame) for i in items] == [("s.tif", z) for z in range(3)]
+    assert [len(i.shapes) for i in items] == [1, 2, 2]
+    out = tmp_path / "d.zarr"
+    args = ["convert", str(labels), "--images", str(images), "--instance-class", "cell"]
+    assert main([*args, "-q", "-o", str(out)]) == 0
+    ds = open_dataset(out)
+    assert len(ds.nodes) == 1 and ds.classes == ("background", "cell")
+    node = ds[ds.nodes[0]]
+    np.testing.assert_array_equal(node["labels"].values, (instance_stack() > 0).astype(np.uint8))
+    instances = ds.instances(ds.nodes[0])
+    assert sorted(instances.areas.tolist()) == [15, 27]  # 9 + 6 voxels, 3 * 9
+    assert sorted(instances.boxes[:, [2, 5]].tolist()) == [[0.0, 3.0], [1.0, 3.0]]
+    for raster in instances.rasters:
+        where = np.zeros((3, 6, 8), bool)
+        z, top, left = raster.origin
+        d, h, w = raster.mask.shape
+        where[z : z + d, top : top + h, left : left + w] = raster.mask
+        assert len(np.unique(instance_stack()[where])) == 1  # one id, all its voxels
+        assert where.sum() == (instance_stack() == instance_stack()[where][0]).sum()
+
+
+def test_stack_with_a_2d_folder_beside_it(tmp_path: Path) -> None:
+    images, labels = stack_folders(tmp_path, class_stack())
+    Image.fromarray(np.full((6, 8), 5, np.uint8)).save(images / "a.png")
+    Image.fromarray(class_map()).save(labels / "a_masks.png")
+    out = tmp_path / "d.zarr"
+    args = ["convert", str(labels), "--images", str(images), "--label-kind", "class"]
+    assert main([*args, "-q", "-o", str(out)]) == 0
+    ds = open_dataset(out)
+    shapes = {ds[n].attrs["name"]: ds[n]["labels"].shape for n in ds.nodes}
+    assert shapes == {"a.png": (6, 8), "s.tif": (3, 6, 8)}
+
+
+def test_stack_page_count_mismatch_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images, labels = stack_folders(tmp_path, class_stack(), pages=2)
+    args = ["convert", str(labels), "--images", str(images), "--label-kind", "class"]
+    assert main([*args, "-q", "-o", str(tmp_path / "x.zarr")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "s_masks.tif" in err[0] and "s.tif" in err[0] and "2 page(s)" in err[0]
+    assert not (tmp_path / "x.zarr").exists()

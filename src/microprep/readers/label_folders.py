@@ -17,8 +17,12 @@ one suffix. Rules (docs/label-folders.md):
 * **Shapes.** Every connected region of one class (8-connected), or every instance, becomes a
   ``mask`` shape whose bitmap is cropped to its box, so everything downstream (class maps,
   instances, exports, checks) works unchanged.
+* **Stacks.** A multi-page TIFF label file of ``Z`` pages labels a TIFF stack of as many pages
+  (else an error naming both): it gives ``Z`` images of that name with ``frame`` ``0..Z-1``
+  (``prep convert`` makes them one ``(Z, H, W)`` node). Each instance id, or each 26-connected
+  region of one class, is one 3D object: its slices are ``mask`` shapes sharing a ``track_id``.
 * Images without a label file are left out with one warning; label files without an image are
-  an error. 2D label images only (a multi-page TIFF is refused).
+  an error.
 
 Example:
     >>> import tempfile
@@ -38,11 +42,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import tifffile
 from numpy.typing import NDArray
 from PIL import Image
 from scipy import ndimage
@@ -50,7 +54,7 @@ from scipy import ndimage
 from microprep.classes import BACKGROUND
 from microprep.errors import ImageFileError, InputError, UsageError
 from microprep.imagefiles import image_files
-from microprep.images import read_image
+from microprep.images import page_count, read_image, read_pages
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap, LabelSpec, Shape
 from microprep.readers.options import ReadOptions
 
@@ -91,18 +95,18 @@ def _classes_beside(folder: Path) -> tuple[str, ...] | None:
 
 
 def _read_labels(path: Path) -> NDArray[Any]:
-    """One label image as a 2D integer array (palette PNGs give their indices)."""
+    """One label image as a 2D integer array (palette PNGs give their indices), or a multi-page
+    TIFF as a ``(Z, H, W)`` stack of them."""
     if path.suffix.lower() in (".tif", ".tiff"):
-        try:
-            with tifffile.TiffFile(path) as tif:
-                pages = len(tif.pages)
-        except Exception as exc:  # decoders raise many types for corrupt files
-            raise ImageFileError(f"cannot read the TIFF: {exc}", file=path) from exc
-        if pages > 1:
-            raise ImageFileError(
-                f"a stack of {pages} pages: only 2D label images are read", file=path
-            )
-        arr = read_image(path)
+        if page_count(path, file=path) > 1:
+            arr = read_pages(path, file=path)
+            if arr.ndim != 3:
+                raise ImageFileError(
+                    f"a label stack has one channel; its pages have shape {arr.shape[1:]}",
+                    file=path,
+                )
+        else:
+            arr = read_image(path)
     else:
         try:
             with Image.open(path) as img:
@@ -111,7 +115,7 @@ def _read_labels(path: Path) -> NDArray[Any]:
             raise
         except Exception as exc:
             raise ImageFileError(f"cannot read the image: {exc}", file=path) from exc
-    if arr.ndim != 2:
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and path.suffix.lower() not in (".tif", ".tiff")):
         raise ImageFileError(
             f"a label image has one channel; this one has shape {arr.shape}", file=path
         )
@@ -122,21 +126,49 @@ def _read_labels(path: Path) -> NDArray[Any]:
     return arr
 
 
-def _regions(labels: NDArray[Any], instance: bool) -> Iterator[tuple[int, int, int, NDArray[Any]]]:
-    """``(value, top, left, bitmap)`` per instance, or per connected region of each class."""
+Box = tuple[slice, ...]
+
+
+def _regions(labels: NDArray[Any], instance: bool) -> Iterator[tuple[int, Box, NDArray[Any]]]:
+    """``(value, box, bitmap)`` per instance, or per connected region of each class (8-connected
+    in 2D, 26-connected in a stack); ``box`` holds a slice per axis, ``bitmap`` its pixels."""
     if instance:
         slices = ndimage.find_objects(labels)
         for value, box in enumerate(slices, start=1):
             if box is not None:
-                yield value, box[0].start, box[1].start, labels[box] == value
+                yield value, box, labels[box] == value
         return
+    structure = np.ones((3,) * labels.ndim, dtype=bool)
     for value in np.unique(labels):
         if value == 0:
             continue
-        parts, _ = ndimage.label(labels == value, structure=np.ones((3, 3), dtype=bool))
+        parts, _ = ndimage.label(labels == value, structure=structure)
         for k, box in enumerate(ndimage.find_objects(parts), start=1):
             if box is not None:
-                yield int(value), box[0].start, box[1].start, parts[box] == k
+                yield int(value), box, parts[box] == k
+
+
+def _mask_shape(name: str, top: int, left: int, bitmap: NDArray[Any], **extra: Any) -> Shape | None:
+    """A ``mask`` shape of ``bitmap`` at ``(top, left)``, cropped to its pixels (None if empty)."""
+    rows = np.flatnonzero(bitmap.any(axis=1))
+    cols = np.flatnonzero(bitmap.any(axis=0))
+    if not rows.size:
+        return None
+    bitmap = bitmap[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    top, left = top + int(rows[0]), left + int(cols[0])
+    h, w = bitmap.shape
+    points = np.array([[left, top], [left + w, top + h]], dtype=np.float64)
+    return Shape(kind="mask", label=name, points=points, bitmap=bitmap, **extra)
+
+
+def _check_pages(label: Path, image: Path, depth: int) -> None:
+    """A label stack's image must be a stack of as many pages."""
+    pages = page_count(image, file=image)
+    if pages != depth:
+        raise ImageFileError(
+            f"a label stack of {depth} slices, but its image {image} has {pages} page(s)",
+            file=label,
+        )
 
 
 def _pairs(
@@ -192,10 +224,9 @@ def _class_map_of(folder: Path, image: str, suffix: str, shape: tuple[int, ...])
     )
 
 
-def _majority(classes: NDArray[Any], top: int, left: int, bitmap: NDArray[Any]) -> int:
+def _majority(classes: NDArray[Any], box: Box, bitmap: NDArray[Any]) -> int:
     """The most frequent non-zero class under ``bitmap`` (0 when all its pixels are 0)."""
-    h, w = bitmap.shape
-    values = classes[top : top + h, left : left + w][bitmap]
+    values = classes[box][bitmap]
     values = values[values > 0]
     return int(np.bincount(values).argmax()) if values.size else 0
 
@@ -213,8 +244,8 @@ def read_label_folder(
         UsageError: no ``images`` folder, an unknown ``label_kind``, or a kind that cannot be
             told (see the rules).
         InputError: a label file without an image, two for one image.
-        ImageFileError: unreadable label files, colour or float ones, stacks, negative values,
-            a class value past the class names.
+        ImageFileError: unreadable label files, colour or float ones, negative values, a class
+            value past the class names, a label stack whose image has another page count.
     """
     path = Path(path)
     options = options or ReadOptions()
@@ -251,18 +282,22 @@ def read_label_folder(
     items: list[AnnotatedImage] = []
     top_value = 0
     order = 0
+    tracks = 0  # track ids of the 3D objects of label stacks, unique over the folder
     for image, label in pairs:
         file = path / label
         labels = _read_labels(file)
-        height, width = labels.shape
+        stack = labels.ndim == 3
+        if stack:
+            _check_pages(file, options.images / image, labels.shape[0])
+        height, width = labels.shape[-2:]
         classes_of = (
             None if class_suffix is None else _class_map_of(path, image, class_suffix, labels.shape)
         )
-        shapes: list[Shape] = []
-        for value, top, left, bitmap in _regions(labels, instance):
+        slices: list[list[Shape]] = [[] for _ in range(labels.shape[0] if stack else 1)]
+        for value, box, bitmap in _regions(labels, instance):
             cls = value if not instance else 0
             if classes_of is not None:
-                cls = _majority(classes_of, top, left, bitmap)
+                cls = _majority(classes_of, box, bitmap)
                 if cls == 0 and options.instance_class is None:
                     raise ImageFileError(
                         f"instance {value} lies on class 0 (background) of its class map only "
@@ -279,11 +314,28 @@ def read_label_folder(
                 if cls == 0
                 else (names[cls - 1] if names is not None else f"class_{cls}")
             )
-            h, w = bitmap.shape
-            points = np.array([[left, top], [left + w, top + h]], dtype=np.float64)
-            shapes.append(Shape(kind="mask", label=name, points=points, bitmap=bitmap, order=order))
-            order += 1
-        items.append(AnnotatedImage(ImageInfo(image, int(width), int(height)), tuple(shapes)))
+            if not stack:
+                shape = _mask_shape(name, box[0].start, box[1].start, bitmap)
+                slices[0] += [] if shape is None else [replace(shape, order=order)]
+                order += 1
+                continue
+            tracks += 1
+            for dz in range(bitmap.shape[0]):
+                z = box[0].start + dz
+                extra = {"frame": z, "track_id": tracks}
+                part = _mask_shape(name, box[1].start, box[2].start, bitmap[dz], **extra)
+                if part is not None:
+                    slices[z].append(part)
+        if not stack:
+            items.append(
+                AnnotatedImage(ImageInfo(image, int(width), int(height)), tuple(slices[0]))
+            )
+            continue
+        for z, shapes in enumerate(slices):
+            numbered = tuple(replace(s, order=order + k) for k, s in enumerate(shapes))
+            order += len(shapes)
+            info = ImageInfo(image, int(width), int(height), frame=z)
+            items.append(AnnotatedImage(info, numbered))
     if instance and class_suffix is None:
         classes: tuple[str, ...] = (options.instance_class or "object",)
     elif names is not None:

@@ -177,7 +177,10 @@ def validate(annotations: AnnotationSet, options: ValidateOptions = ValidateOpti
     findings.extend(label_findings(annotations.labels, run.used))
     findings.extend(
         export_findings(
-            run.keys, run.digests, run.images["n_shapes"], annotations.stack is not None
+            run.keys,
+            run.digests,
+            run.images["n_shapes"],
+            annotations.stack is not None or any(i.frame is not None for i in annotations.images),
         )
     )
     findings.extend(schema_findings("images", images, schemas["images"]))
