@@ -177,3 +177,28 @@ def test_rank_refuses_a_store_without_uncertainty(tmp_path: Path, capsys: Captur
                      overlays=False, progress=False)  # fmt: skip
     assert main(["rank", str(pred)]) == 2
     assert "--uncertainty" in capsys.readouterr().err
+
+
+def test_instance_uncertainty_is_one_minus_the_score_and_ranks(
+    tmp_path: Path, capsys: Capture
+) -> None:
+    from microprep.predict.instances import InstancePrediction
+    from microprep.predict.instances_write import PredictedImage, write_instance_predictions
+    from microprep.targets.types import Raster
+
+    def square(score: float) -> InstancePrediction:
+        raster = Raster((1, 1), np.ones((2, 2), bool))
+        return InstancePrediction.from_rasters((4, 4), [raster], labels=[1], scores=[score])
+
+    out = tmp_path / "pred.zarr"
+    items = [PredictedImage("sure.png", square(0.9)), PredictedImage("unsure.png", square(0.2))]
+    write_instance_predictions(
+        items, out, classes=["background", "pore"], overlays=False, uncertainty=True
+    )
+    root = zarr.open_group(out, mode="r")
+    heat = np.asarray(root["unsure.png"]["uncertainty"][...], np.float32)
+    assert heat[1, 1] == pytest.approx(0.8, abs=1e-3) and heat[0, 0] == 0
+    assert root["unsure.png"].attrs["uncertainty_mean"] == pytest.approx(0.8 * 4 / 16, abs=1e-6)
+    assert root["sure.png"].attrs["class_pixels"] == [12, 4]
+    rows = run(["rank", str(out)], capsys).splitlines()[1:]
+    assert [row.split()[3] for row in rows] == ["unsure.png", "sure.png"]
