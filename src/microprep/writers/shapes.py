@@ -47,6 +47,7 @@ from microprep.vectorize import (
     class_regions,
     crop_to_pixels,
     hole_free,
+    hole_free_all,
     mask_polygons,
     paint_polygons,
     simplify_polygon,
@@ -138,9 +139,23 @@ class Prediction:
                 x0, y0, x1, y1 = (int(v) for v in region.polygon.bounds)
                 crop = class_map[y0:y1, x0:x1] == region.label
                 shapes.append(_mask_shape(self, region, crop, y0, x0, region_index))
-        else:
+        elif self.simplify > 0:
             for region_index, region in enumerate(class_regions(class_map)):
                 shapes.extend(self._polygon_shapes(region.label, region.polygon, region_index))
+        else:  # exact polygons: the regions with holes are cut in one pass for the whole map
+            regions = class_regions(class_map)
+            pieces = hole_free_all([region.polygon for region in regions])
+            for region_index, (region, cut) in enumerate(zip(regions, pieces, strict=True)):
+                shapes.extend(
+                    OutShape(
+                        "polygon",
+                        self.classes[region.label],
+                        region.label,
+                        np.asarray(piece.exterior.coords, np.float64)[:-1],
+                        region_index,
+                    )
+                    for piece in cut
+                )
         if self.simplify > 0 and self.as_shape == "polygon":
             painted = paint_polygons(
                 class_map.shape, ((s.label_index, _poly(s.points)) for s in shapes)
