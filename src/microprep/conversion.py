@@ -34,6 +34,7 @@ from microprep.pixelsize import images_pixel_size
 from microprep.precheck import check_beside_worthwhile, checked, checks_beside
 from microprep.readers import ReadOptions, read_annotations
 from microprep.registry import SinkKind, output_path, resolve, sink_kinds
+from microprep.store_changes import compare, snapshot
 from microprep.targets import RasterOptions, Targets, build_targets, build_volume_targets
 from microprep.targets.bands import BandedTargets
 
@@ -97,6 +98,7 @@ class ConvertSummary:
     repairs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    changes: list[str] = field(default_factory=list)  # vs the store replaced (store_changes)
 
 
 def sha256(path: Path) -> str:
@@ -248,6 +250,9 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
         repairs=repairs,
     )
     counts = np.zeros(annotations.labels.num_classes, dtype=np.int64)
+    store_kind = next((kind for kind in kinds if kind.name == "zarr"), None)
+    store_path = None if store_kind is None else output_path(out, store_kind, alone=len(kinds) == 1)
+    before = None if store_path is None else snapshot(store_path)  # the store being replaced
     regions = annotations.labels.names_with_role("region")
     no_region: list[str] = []
     with ExitStack() as stack:
@@ -342,6 +347,8 @@ def convert(export: Path, out: Path, options: ConvertOptions = ConvertOptions())
     for kind in kinds:
         summary.outputs[kind.name] = output_path(out, kind, alone=len(kinds) == 1)
     summary.warnings.extend(w for w in warnings if w not in summary.warnings)
+    if before is not None and store_path is not None and (after := snapshot(store_path)):
+        summary.changes = compare(before, after).lines()
     summary.seconds = time.perf_counter() - start
     return summary
 

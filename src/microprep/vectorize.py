@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ import rasterio.features
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
+from shapely.affinity import translate
 from shapely.geometry import Polygon
 
 from microprep.errors import UsageError
@@ -42,6 +43,7 @@ __all__ = [
     "class_regions",
     "encode_cvat_rle",
     "hole_free",
+    "hole_free_all",
     "mask_polygons",
     "paint_polygons",
     "simplify_polygon",
@@ -138,6 +140,53 @@ def hole_free(polygon: Polygon) -> list[Polygon]:
         else:
             pieces.append(region.polygon)
     return pieces
+
+
+def hole_free_all(polygons: Sequence[Polygon]) -> list[list[Polygon]]:
+    """:func:`hole_free` of many polygons, traced in one pass: the same pieces, per polygon.
+
+    The band maps of all polygons with holes are stacked into one strip (each at its own rows,
+    with its own band values) and traced by a single ``rasterio.features.shapes`` call, instead
+    of one call per polygon; polygons without holes come back alone.
+
+    Example:
+        >>> m = np.zeros((4, 5), np.uint8); m[1:4, 1:4] = 2; m[2, 2] = 0
+        >>> [[p.bounds for p in pieces] for pieces in hole_free_all(
+        ...     [r.polygon for r in class_regions(m)])]
+        [[(1.0, 1.0, 4.0, 2.0), (1.0, 2.0, 4.0, 4.0)]]
+    """
+    out: list[list[Polygon]] = [[p] if not p.interiors else [] for p in polygons]
+    holed = [i for i, p in enumerate(polygons) if p.interiors]
+    if not holed:
+        return out
+    crops: list[NDArray[np.int32]] = []
+    places: list[tuple[int, int, int]] = []  # (row in the strip, y0, x0) per holed polygon
+    owner: list[int] = [0]  # band value -> index in ``polygons`` (value 0: nothing)
+    row = 0
+    for i in holed:
+        polygon = polygons[i]
+        x0, y0, x1, y1 = (round(v) for v in polygon.bounds)
+        rings = [np.asarray(polygon.exterior.coords)[:-1]]
+        rings += [np.asarray(ring.coords)[:-1] for ring in polygon.interiors]
+        pixels = fill_rings(rings, y0, x0, y1 - y0, x1 - x0)
+        cuts = np.zeros(y1 - y0, np.int32)
+        for ring in polygon.interiors:
+            cuts[round(min(y for _, y in ring.coords)) - y0] = 1
+        band = np.cumsum(cuts).astype(np.int32) + len(owner)
+        owner += [i] * (int(cuts.sum()) + 1)
+        crops.append(np.where(pixels, band[:, None], 0).astype(np.int32))
+        places.append((row, y0, x0))
+        row += y1 - y0
+    strip = np.zeros((row, max(c.shape[1] for c in crops)), np.int32)
+    for crop, (top, _, _) in zip(crops, places, strict=True):
+        strip[top : top + crop.shape[0], : crop.shape[1]] = crop
+    starts = np.array([top for top, _, _ in places])
+    for region in class_regions(strip):
+        i = owner[region.label]
+        top, y0, x0 = places[int(np.searchsorted(starts, region.polygon.bounds[1], "right")) - 1]
+        piece = translate(region.polygon, xoff=x0, yoff=y0 - top)
+        out[i].extend(hole_free(piece) if piece.interiors else [piece])
+    return out
 
 
 def simplify_polygon(polygon: Polygon, tolerance: float) -> Polygon:

@@ -57,6 +57,12 @@ from microprep.writers.export import TARGETS, ExportOptions, export_annotations
     show_default=True,
     help="COCO results list, or a full instances file.",
 )
+@click.option(
+    "--only",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="RANKING.json",
+    help="Write only the images of this ranking (prep rank --json), e.g. the top 10.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No summary line.")
 def export_annotations_command(
     pred: Path,
@@ -70,10 +76,16 @@ def export_annotations_command(
     simplify: float,
     score_threshold: float,
     coco_kind: str,
+    only: Path | None,
     quiet: bool,
 ) -> None:
     """Write the predictions in PRED.zarr as pre-annotations for CVAT, VIA or Labelbox, or COCO."""
     guard_outputs("out")
+    names: tuple[str, ...] | None = None
+    if only is not None:
+        from microprep.predict.rank import read_ranking
+
+        names = tuple(read_ranking(only))
     options = ExportOptions(
         to=to,  # type: ignore[arg-type]  # click.Choice(TARGETS)
         as_shape=as_shape,  # type: ignore[arg-type]  # click.Choice
@@ -84,6 +96,8 @@ def export_annotations_command(
         like_format=fmt,
         read_options=replace(read, images=images),
         label_attribute=read.label_attribute,
+        only=names,
+        only_from=str(only),
     )
     summary = export_annotations(pred, out, options)
     if not quiet:

@@ -23,6 +23,7 @@ from microprep.cli.export_annotations import export_annotations_command
 from microprep.cli.info import info_command
 from microprep.cli.predict import predict_command
 from microprep.cli.preview import preview_command
+from microprep.cli.rank import rank_command
 from microprep.cli.split import split_command
 from microprep.cli.train import train_command
 from microprep.cli.validate import validate_command
@@ -73,6 +74,7 @@ cli.add_command(predict_command)
 cli.add_command(evaluate_command)
 cli.add_command(export_annotations_command)
 cli.add_command(export_command)
+cli.add_command(rank_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,12 @@ from microprep.cli.options import force_option, guard_outputs, parse_ints, windo
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--probabilities", is_flag=True, help="Also store class probabilities (U-Net).")
+@click.option(
+    "--uncertainty",
+    is_flag=True,
+    help="Also store per-pixel uncertainty and a per-image mean (for prep rank), and heat maps "
+    "in PRED.overlays/uncertainty/.",
+)
 @click.option("--no-overlays", is_flag=True, help="Do not write overlay PNGs.")
 @click.option(
     "--score-threshold",

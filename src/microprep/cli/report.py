@@ -35,6 +35,8 @@ def print_convert_summary(summary: ConvertSummary) -> None:
         shown = ", ".join(summary.missing_images[:5])
         more = " ..." if len(summary.missing_images) > 5 else ""
         click.echo(f"  skipped {len(summary.missing_images)} images without a file: {shown}{more}")
+    for line in summary.changes:
+        click.echo(f"  since the last conversion: {line}")
     for line in summary.repairs:
         click.echo(f"  repaired: {line}")
     for warning in summary.warnings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -62,6 +63,14 @@ from microprep.splits import BY_CHOICES
     type=click.Path(dir_okay=False, path_type=Path),
     help="Splits file (default: beside the store, e.g. dataset.zarr.splits.json).",
 )
+@click.option(
+    "--update",
+    "update",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="OLD.splits.json",
+    help="Keep every node of this earlier splits file in its split and assign only new nodes "
+    "(its --by, --seed, fractions, --axis and --gap are used); reports what was added/removed.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 def split_command(
     dataset: Path,
@@ -73,6 +82,7 @@ def split_command(
     gap: int,
     subset_map: str | None,
     out: Path | None,
+    update: Path | None,
     quiet: bool,
 ) -> None:
     """Split a DATASET store into train, val and test before cropping.
@@ -86,6 +96,7 @@ def split_command(
       prep split dataset.zarr --val 0.15 --test 0.15 --seed 1
       prep split volume.zarr --by region --gap 16 --out volume.splits.json
       prep split dataset.zarr --by subset --subset-map Holdout=test
+      prep split dataset.zarr --update dataset.zarr.splits.json
     """
     guard_outputs("out")
     from microprep.splits import (
@@ -99,6 +110,9 @@ def split_command(
 
     if subset_map is not None and by != "subset":
         raise SplitError("--subset-map goes with --by subset")
+    if update is not None:
+        _update(dataset, update, out, quiet=quiet)
+        return
     splits = make_splits(
         dataset,
         val=val,
@@ -116,4 +130,29 @@ def split_command(
     click.echo(f"{dataset} split by {by}" + (":" if by == "subset" else f" (seed {seed}):"))
     for name, count, pixels in summarize(splits):
         click.echo(f"  {name:<5} {count:>5} regions {pixels:>14,} px  {100 * pixels / total:6.2f}%")
+    click.echo(f"  splits -> {path}")
+
+
+def _update(dataset: Path, old_path: Path, out: Path | None, *, quiet: bool) -> None:
+    """``--update``: keep the old assignments, add new nodes, drop removed ones, report."""
+    from microprep.splits import default_splits_path, load_splits, node_shapes, save_splits
+    from microprep.splits.update import update_splits
+    from microprep.store.read import open_dataset
+
+    old = load_splits(old_path)
+    with open_dataset(dataset) as opened:
+        shapes = node_shapes(opened)
+    splits, change = update_splits(old, shapes)
+    splits = replace(splits, dataset=str(dataset))
+    path = save_splits(splits, out if out is not None else default_splits_path(dataset))
+    if quiet:
+        return
+    click.echo(
+        f"{dataset}: updated {old_path} (by {old.by}, seed {old.seed}): {change.kept} nodes "
+        f"kept their splits, {len(change.added)} added, {len(change.removed)} removed"
+    )
+    for node, split in change.added:
+        click.echo(f"  added   {node} -> {split}")
+    for node in change.removed:
+        click.echo(f"  removed {node}")
     click.echo(f"  splits -> {path}")

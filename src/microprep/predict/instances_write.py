@@ -37,6 +37,12 @@ array               dims                  dtype      content
 ``instance_area``   ``(instance,)``       int64      pixel count of its whole mask
 ==================  ====================  =========  ==============================================
 
+With ``uncertainty=True`` (``prep predict --uncertainty``) each group also has an
+``uncertainty`` array ``(y, x)`` float16: ``1 - score`` of the object shown at each pixel of the
+id map, 0 where there is no object (the Mask R-CNN plugin has no test-time augmentation, so the
+score is the only signal), and the attributes ``uncertainty_mean`` (its mean over the pixels);
+the root attributes record ``uncertainty: "score"``. Every group records ``class_pixels``.
+
 The id map keeps one object per pixel, so a lower-scored object under a higher-scored one loses
 its covered pixels there
 (:func:`microprep.predict.instances_read.read_instance_predictions` rebuilds the visible parts); the
@@ -108,6 +114,7 @@ _DESCRIPTIONS = {
     "instance_score": "score of each predicted instance; instances by descending score",
     "instance_box": "box of each whole mask: x_min, y_min, x_max, y_max; pixels, exclusive max",
     "instance_area": "pixel count of each whole mask",
+    "uncertainty": "1 - score of the instance at each pixel; 0 where there is none",
 }
 
 
@@ -196,6 +203,7 @@ def write_instance_predictions(
     overlays: bool = True,
     overwrite: bool = True,
     progress: bool = False,
+    uncertainty: bool = False,
 ) -> InstanceWriteSummary:
     """Write the prediction store ``out``, its overlays and COCO results (module docstring).
 
@@ -210,6 +218,7 @@ def write_instance_predictions(
         overlays: write ``PRED.overlays/`` (:func:`~microprep.predict.semantic.overlays_path`).
         overwrite: replace earlier outputs (each only once the new one is complete).
         progress: show a progress bar.
+        uncertainty: also write each group's score-based ``uncertainty`` (module docstring).
 
     Raises:
         UsageError: no classes, colours that do not match them, a class index outside the
@@ -244,6 +253,8 @@ def write_instance_predictions(
             "nodes": [],
             "complete": False,
         }
+        if uncertainty:
+            attrs["uncertainty"] = "score"
         try:
             root = zarr.create_group(
                 store=LocalStore(tmp), zarr_format=3, attributes={PREDICTION_KEY: attrs}
@@ -265,7 +276,16 @@ def write_instance_predictions(
             group = node_name(item.name, taken)
             id_map = pred.id_map()
             class_map = _class_map(id_map, pred.labels, len(names))
-            _write_group(root, group, item, id_map, class_map, where=str(out))
+            _write_group(
+                root,
+                group,
+                item,
+                id_map,
+                class_map,
+                num_classes=len(names),
+                uncertainty=uncertainty,
+                where=str(out),
+            )
             if coco:
                 records.extend(
                     coco_results(pred, image_id=len(summary.names) + 1, file_name=item.name)
@@ -308,12 +328,16 @@ def _write_group(
     id_map: NDArray[np.uint32],
     class_map: NDArray[np.unsignedinteger[Any]],
     *,
+    num_classes: int,
+    uncertainty: bool = False,
     where: str,
 ) -> None:
     pred = item.prediction
     n = len(pred)
     chunks, shards = _chunking(id_map.shape)
     attrs: dict[str, Any] = {"name": item.name, "kind": "image", "shape": list(id_map.shape)}
+    counts = np.bincount(class_map.reshape(-1), minlength=num_classes)[:num_classes]
+    attrs["class_pixels"] = [int(v) for v in counts]
     if item.source is not None:
         attrs["source"] = item.source
     arrays: list[tuple[str, NDArray[Any], list[str], tuple[int, ...], tuple[int, ...] | None]] = [
@@ -330,6 +354,11 @@ def _write_group(
         ),
         ("instance_area", pred.areas, ["instance"], (max(n, 1),), None),
     ]
+    if uncertainty:
+        lookup = np.concatenate(([0.0], 1.0 - np.asarray(pred.scores, np.float64)))
+        heat = np.clip(lookup[id_map], 0.0, 1.0)
+        attrs["uncertainty_mean"] = float(heat.mean()) if heat.size else 0.0
+        arrays.append(("uncertainty", heat.astype(np.float16), ["y", "x"], chunks, shards))
     try:
         node = root.create_group(group, attributes=attrs)
         for key, data, dims, chunk, shard in arrays:

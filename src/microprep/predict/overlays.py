@@ -4,6 +4,8 @@
 included), captioned ``z = k / depth``, all with one display range. Drawing reuses
 :mod:`microprep.preview` (same colours, opacity and display scaling as ``prep preview``).
 Pictures with a side over :data:`MAX_SIDE` pixels are scaled down when saved.
+:func:`uncertainty_picture` draws the per-pixel uncertainty (0..1) as a heat map, black (0)
+through red to yellow-white (1), laid out the same way, with a scale bar.
 
 Example:
     >>> labels = np.zeros((8, 8), np.uint8); labels[2:5, 2:5] = 1
@@ -26,7 +28,14 @@ from PIL import Image
 from microprep.preview.montage import caption, enlarge, grid, with_legend
 from microprep.preview.overlay import display_range, render_overlay
 
-__all__ = ["MAX_SIDE", "display_pixels", "prediction_picture", "save_picture"]
+__all__ = [
+    "MAX_SIDE",
+    "display_pixels",
+    "heat_colors",
+    "prediction_picture",
+    "save_picture",
+    "uncertainty_picture",
+]
 
 #: Longest side (px) of a saved overlay; larger pictures are scaled down.
 MAX_SIDE = 4096
@@ -89,6 +98,62 @@ def prediction_picture(
         pictures, captions=[f"z = {z} / {total}" for z in shown], columns=min(4, len(shown))
     )
     return caption(with_legend(body, colors, names), f"{title}  (volume, {total} slices)")
+
+
+def heat_colors(values: NDArray[Any]) -> NDArray[np.uint8]:
+    """RGB ``(*shape, 3)`` uint8 of values in ``[0, 1]``: black, red, yellow, white.
+
+    Example:
+        >>> heat_colors(np.array([0.0, 1.0])).tolist()
+        [[0, 0, 0], [255, 255, 255]]
+    """
+    v = np.clip(np.nan_to_num(np.asarray(values, dtype=np.float32)), 0.0, 1.0)
+    red = np.clip(v * 3, 0, 1)
+    green = np.clip(v * 3 - 1, 0, 1)
+    blue = np.clip(v * 3 - 2, 0, 1)
+    rgb: NDArray[np.uint8] = np.round(np.stack([red, green, blue], axis=-1) * 255).astype(np.uint8)
+    return rgb
+
+
+def _scale_bar(width: int) -> Image.Image:
+    """A horizontal bar of the heat colours from 0 (left) to 1 (right), captioned."""
+    ramp = np.tile(np.linspace(0, 1, max(width, 2), dtype=np.float32), (10, 1))
+    bar = Image.fromarray(heat_colors(ramp), "RGB")
+    return caption(bar, "uncertainty 0 (left) .. 1 (right)")
+
+
+def uncertainty_picture(
+    planes: Mapping[int | None, NDArray[Any]], *, title: str, depth: int | None = None
+) -> Image.Image:
+    """The uncertainty heat map of one prediction, with a scale bar and a title.
+
+    Args:
+        planes: per-pixel uncertainty ``(H, W)`` in ``[0, 1]``: ``{None: map}`` for an image,
+            ``{z: map of slice z}`` for a volume.
+        title: the caption (usually the image name).
+        depth: slices of the volume (for the captions).
+
+    Example:
+        >>> uncertainty_picture({None: np.full((4, 4), 0.5)}, title="a.png").mode
+        'RGB'
+    """
+    if None in planes:
+        body = enlarge(Image.fromarray(heat_colors(planes[None]), "RGB"))
+        label = title
+    else:
+        shown = sorted(z for z in planes if z is not None)
+        total = depth if depth is not None else max(shown) + 1
+        body = grid(
+            [enlarge(Image.fromarray(heat_colors(planes[z]), "RGB")) for z in shown],
+            captions=[f"z = {z} / {total}" for z in shown],
+            columns=min(4, len(shown)),
+        )
+        label = f"{title}  (volume, {total} slices)"
+    bar = _scale_bar(max(160, body.width // 2))
+    out = Image.new("RGB", (max(body.width, bar.width), body.height + bar.height), (255, 255, 255))
+    out.paste(body, (0, 0))
+    out.paste(bar, (0, body.height))
+    return caption(out, label)
 
 
 def save_picture(picture: Image.Image, path: Path) -> None:

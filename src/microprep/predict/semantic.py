@@ -39,7 +39,7 @@ from microprep.model import DEFAULT_PALETTE
 from microprep.outputs import atomic_output
 from microprep.paths import picture_name
 from microprep.predict.inputs import PredictionInput, iter_inputs
-from microprep.predict.overlays import prediction_picture, save_picture
+from microprep.predict.overlays import prediction_picture, save_picture, uncertainty_picture
 from microprep.predict.scaling import ScaleFn, channels_first, unit_range, window_for
 from microprep.predict.tiles import Forward, predict_tiled
 from microprep.predict.write import PredictionWriter
@@ -134,6 +134,7 @@ def predict_semantic(
     scale_fn: ScaleFn = unit_range,
     in_channels: int | None = None,
     probabilities: bool | str = False,
+    uncertainty: bool = False,
     overlays: bool = True,
     overlay_slices: int = DEFAULT_SLICES,
     run: Mapping[str, Any] | None = None,
@@ -158,6 +159,9 @@ def predict_semantic(
             pass the normalisation the model was trained with (default :func:`unit_range`).
         in_channels: channels the model takes (see :func:`channels_first`); None: as stored.
         probabilities: also store blended probabilities: True or ``"float16"``, ``"float32"``.
+        uncertainty: also store the per-pixel uncertainty (normalised entropy of the blended
+            probabilities) and each input's mean (see :mod:`microprep.predict.write`), and
+            write its heat map to ``uncertainty/`` in the overlay folder.
         overlays: write overlay PNGs to :func:`overlays_path` of ``out``.
         overlay_slices: slices shown per volume.
         run: facts about the run stored in the root attributes (model, checkpoint, ...).
@@ -192,7 +196,9 @@ def predict_semantic(
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_output(out, overwrite=overwrite))
         tmp_over = stack.enter_context(atomic_output(over_path)) if over_path else None
-        writer = PredictionWriter(tmp, classes=names, colors=palette, kind="semantic", run=info)
+        writer = PredictionWriter(
+            tmp, classes=names, colors=palette, kind="semantic", run=info, uncertainty=uncertainty
+        )
         inputs = with_progress_lines(
             _inputs(source), what="predicted", enabled=lines_wanted(progress), name=_name
         )
@@ -260,15 +266,22 @@ def _predict_one(
     wanted = set(slice_indices(spatial[0], overlay_slices)) if record.ndim == 3 else set()
     planes: dict[int | None, NDArray[Any]] = {}
     rows: list[NDArray[Any]] = []
+    heat: dict[int | None, NDArray[Any]] = {}  # uncertainty planes for the heat map
+    heat_rows: list[NDArray[Any]] = []
 
     def on_rows(start: int, stop: int, probs: NDArray[np.float32]) -> None:
         labels = writer.write_rows(node, start, stop, probs)
         if overlay_dir is None:
             return
+        unc = node.last_uncertainty
         if record.ndim == 2:
             rows.append(labels)
+            if unc is not None:
+                heat_rows.append(unc.astype(np.float16))
         for z in wanted & set(range(start, stop)):
             planes[z] = labels[z - start].copy()
+            if unc is not None:
+                heat[z] = unc[z - start].copy()
 
     predict_tiled(
         forward,
@@ -298,4 +311,11 @@ def _predict_one(
             names=writer.classes,
             depth=spatial[0] if record.ndim == 3 else None,
         )
-        save_picture(picture, overlay_dir / picture_name(node.group, overlay_names))
+        file_name = picture_name(node.group, overlay_names)
+        save_picture(picture, overlay_dir / file_name)
+        if heat_rows:
+            heat[None] = np.concatenate(heat_rows, axis=0)
+        if heat:
+            depth = spatial[0] if record.ndim == 3 else None
+            heat_map = uncertainty_picture(heat, title=record.name, depth=depth)
+            save_picture(heat_map, overlay_dir / "uncertainty" / file_name)

@@ -8,8 +8,17 @@ Layout (see ``docs/predict.md``)::
     ├── grid_1_a.png/            one group per input (group name: sanitized image name, as in
     │   │                        the dataset store); attrs: name, kind, shape, source
     │   ├── labels          (y, x) / (z, y, x)             class index, uint8 (uint16 past 256)
-    │   └── probabilities   (class, y, x) / (class, z, y, x)  float16 or float32, optional
+    │   ├── probabilities   (class, y, x) / (class, z, y, x)  float16 or float32, optional
+    │   └── uncertainty     (y, x) / (z, y, x)             float16 0..1, optional (below)
     └── ...
+
+With ``uncertainty`` (``prep predict --uncertainty``) each group also has an ``uncertainty``
+array: the entropy of the blended class probabilities divided by ``log(K)`` (0: one class
+certain, 1: all ``K`` classes equally likely; 0 everywhere when ``K == 1``), and the group
+attributes gain ``uncertainty_mean`` (its mean over the pixels: the per-image score that
+``prep rank`` sorts by); the root attributes record ``uncertainty: "entropy"`` (instance
+stores: ``"score"``, see :mod:`microprep.predict.instances_write`). Every group records
+``class_pixels`` (predicted pixels per class).
 
 Arrays carry zarr ``dimension_names`` (so xarray reads each group as a ``Dataset``), are
 compressed like the dataset store (Zstd level 1) and chunked ``(512, 512)`` / ``(32, 128, 128)``;
@@ -58,8 +67,10 @@ from microprep.targets.types import class_dtype
 __all__ = [
     "FORMAT_VERSION",
     "PREDICTION_KEY",
+    "UNCERTAINTY_DESCRIPTION",
     "NodeWriter",
     "PredictionWriter",
+    "normalized_entropy",
     "read_prediction_attrs",
 ]
 
@@ -70,10 +81,35 @@ PREDICTION_KEY = "microprep_prediction"
 #: Version of the prediction store layout.
 FORMAT_VERSION = 1
 _PROB_DTYPES = {"float16": np.float16, "float32": np.float32}
+#: The ``description`` attribute of the ``uncertainty`` array of semantic predictions.
+UNCERTAINTY_DESCRIPTION = "entropy of the class probabilities / log(K): 0 certain .. 1 uniform"
 _DESCRIPTIONS = {
     "labels": "predicted class index per pixel: 0 background, 1..K the classes (root attrs)",
     "probabilities": "blended class probabilities per pixel, class axis first",
 }
+
+
+def normalized_entropy(probs: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
+    """Per-pixel entropy of class probabilities ``(K, *spatial)``, divided by ``log(K)``.
+
+    0 where one class has all the probability, 1 where all ``K`` are equal; zeros for
+    ``K == 1``. Probabilities are clipped to ``[0, 1]`` and each pixel's are renormalised.
+
+    Example:
+        >>> normalized_entropy(np.array([[1.0, 0.5], [0.0, 0.5]])).round(3).tolist()
+        [0.0, 1.0]
+    """
+    p = np.clip(np.asarray(probs, dtype=np.float32), 0.0, 1.0)
+    k = p.shape[0]
+    if k < 2:
+        return np.zeros(p.shape[1:], np.float32)
+    total = p.sum(axis=0, keepdims=True)
+    p = np.divide(p, total, out=np.full_like(p, 1.0 / k), where=total > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p), 0.0)
+    entropy = -terms.sum(axis=0) / np.log(k)
+    result: NDArray[np.float32] = (np.clip(entropy, 0.0, 1.0) + 0.0).astype(np.float32)  # no -0
+    return result
 
 
 def read_prediction_attrs(path: str | Path) -> dict[str, Any]:
@@ -122,6 +158,11 @@ class NodeWriter:
     pending_probs: list[NDArray[Any]] = field(default_factory=list)
     pending_rows: int = 0
     class_pixels: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    zgroup: Any = None
+    uncertainty: Any | None = None
+    pending_uncertainty: list[NDArray[Any]] = field(default_factory=list)
+    uncertainty_sum: float = 0.0
+    last_uncertainty: NDArray[np.float32] | None = None
 
 
 def _prediction_chunking(
@@ -146,6 +187,7 @@ class PredictionWriter:
         colors: ``[r, g, b]`` per class.
         kind: ``"semantic"`` (or ``"instances"`` for instance predictions).
         run: facts about the run (model, window, ...): JSON-able, stored under ``run``.
+        uncertainty: also write each group's ``uncertainty`` array and ``uncertainty_mean``.
 
     Call :meth:`begin` per input, :meth:`write_rows` with finished rows in order,
     :meth:`finish_node`, then :meth:`close` (which marks the store complete, last).
@@ -159,8 +201,10 @@ class PredictionWriter:
         colors: Sequence[Sequence[int]],
         kind: str,
         run: Mapping[str, Any] | None = None,
+        uncertainty: bool = False,
     ) -> None:
         self.root = Path(root)
+        self.uncertainty = bool(uncertainty)
         if len(colors) != len(classes):
             raise UsageError(f"{len(classes)} classes but {len(colors)} colours")
         self.classes = [str(c) for c in classes]
@@ -174,6 +218,8 @@ class PredictionWriter:
             "nodes": [],
             "complete": False,
         }
+        if self.uncertainty:
+            self._attrs["uncertainty"] = "entropy"
         self._nodes: list[str] = []
         self._taken: set[str] = set()
         if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
@@ -251,11 +297,33 @@ class PredictionWriter:
                     attributes={"description": _DESCRIPTIONS["probabilities"]},
                     config={"write_empty_chunks": True},
                 )
+            uncertainty = None
+            if self.uncertainty:
+                uncertainty = group.create_array(
+                    "uncertainty",
+                    shape=spatial,
+                    dtype=np.float16,
+                    chunks=chunks,
+                    shards=shards,
+                    compressors=COMPRESSORS,
+                    fill_value=0,
+                    dimension_names=dims,
+                    attributes={"description": UNCERTAINTY_DESCRIPTION},
+                    config={"write_empty_chunks": True},
+                )
         except (OSError, ValueError, TypeError) as exc:
             raise StoreError(f"{self.root}: cannot create the group for {name!r}: {exc}") from exc
         step = (shards or chunks)[0]
         return NodeWriter(
-            name, group_name, spatial, labels, probs, step, class_pixels=np.zeros(k, np.int64)
+            name,
+            group_name,
+            spatial,
+            labels,
+            probs,
+            step,
+            class_pixels=np.zeros(k, np.int64),
+            zgroup=group,
+            uncertainty=uncertainty,
         )
 
     def write_rows(
@@ -264,7 +332,8 @@ class PredictionWriter:
         """Write rows ``start:stop`` from their probabilities ``(K, stop - start, *rest)``.
 
         Rows must come in order, each once. The class map is the argmax over classes (ties
-        go to the lower class index).
+        go to the lower class index). With uncertainty, the rows' :func:`normalized_entropy`
+        is written too and left in ``node.last_uncertainty``.
 
         Returns:
             The rows' class map ``(stop - start, *rest)``.
@@ -283,6 +352,11 @@ class PredictionWriter:
         node.pending_labels.append(labels)
         if node.probabilities is not None:
             node.pending_probs.append(probs.astype(node.probabilities.dtype))
+        if node.uncertainty is not None:
+            entropy = normalized_entropy(probs)
+            node.uncertainty_sum += float(entropy.sum(dtype=np.float64))
+            node.pending_uncertainty.append(entropy.astype(np.float16))
+            node.last_uncertainty = entropy
         node.pending_rows += stop - start
         self._flush(node, final=stop >= node.shape[0])
         return labels
@@ -296,24 +370,38 @@ class PredictionWriter:
         n = cut - node.written
         labels = np.concatenate(node.pending_labels, axis=0)
         probs = np.concatenate(node.pending_probs, axis=1) if node.pending_probs else None
+        unc = np.concatenate(node.pending_uncertainty) if node.pending_uncertainty else None
         try:
             node.labels[node.written : cut] = labels[:n]
             if probs is not None and node.probabilities is not None:
                 node.probabilities[:, node.written : cut] = probs[:, :n]
+            if unc is not None and node.uncertainty is not None:
+                node.uncertainty[node.written : cut] = unc[:n]
         except (OSError, ValueError) as exc:
             raise StoreError(f"{self.root}: cannot write {node.name!r}: {exc}") from exc
         node.pending_labels = [labels[n:]] if n < len(labels) else []
         node.pending_probs = [probs[:, n:]] if probs is not None and n < len(labels) else []
+        node.pending_uncertainty = [unc[n:]] if unc is not None and n < len(labels) else []
         node.pending_rows -= n
         node.written = cut
 
     def finish_node(self, node: NodeWriter) -> None:
-        """Check that every row was written and add the group to the store's node list."""
+        """Check that every row was written, record the node's class pixels (and mean
+        uncertainty) in its attributes and add the group to the store's node list."""
         self._flush(node, final=True)
         if node.written != node.shape[0]:
             raise StoreError(
                 f"{self.root}: {node.name!r} got rows 0:{node.written} of {node.shape[0]}"
             )
+        extra: dict[str, Any] = {"class_pixels": [int(v) for v in node.class_pixels]}
+        if node.uncertainty is not None:
+            pixels = int(np.prod(node.shape))
+            extra["uncertainty_mean"] = node.uncertainty_sum / pixels if pixels else 0.0
+        if node.zgroup is not None:
+            try:
+                node.zgroup.attrs.update(extra)
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{self.root}: cannot finish {node.name!r}: {exc}") from exc
         self._nodes.append(node.group)
 
     def close(self) -> None:

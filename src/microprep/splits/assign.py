@@ -5,6 +5,7 @@ See :mod:`microprep.splits` for the ``by`` choices and the rounding rule.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from microprep.splits.regions import (
 if TYPE_CHECKING:
     from microprep.store.read import Dataset
 
-__all__ = ["make_splits", "node_shapes", "split_shapes"]
+__all__ = ["make_splits", "node_hash", "node_shapes", "split_shapes"]
 
 _AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
 
@@ -42,6 +43,25 @@ def _shares(n: int, val: float, test: float, *, what: str) -> tuple[int, int, in
             f"(val={val}, test={test}); lower the fractions or use another --by"
         )
     return n_train, n_val, n_test
+
+
+def node_hash(name: str, seed: int) -> float:
+    """A stable number in ``[0, 1)`` for a node name and a seed (BLAKE2b of ``seed:name``).
+
+    The same name and seed give the same number on every machine and in every run; it does
+    not depend on the other nodes of the store.
+
+    Example:
+        >>> node_hash("a.png", 0) == node_hash("a.png", 0), node_hash("a.png", 0) < 1
+        (True, True)
+    """
+    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _node_rng(name: str, seed: int) -> np.random.Generator:
+    """A random generator of its own per node, seeded from its name and the seed."""
+    return np.random.default_rng(int(node_hash(name, seed) * 2**53))
 
 
 def _check_request(val: float, test: float, by: str, gap: int) -> None:
@@ -74,7 +94,9 @@ def split_shapes(
             in pixels; the order is kept in the result.
         val, test: fractions in ``[0, 1)``, ``val + test < 1``.
         by: ``"image"``, ``"volume"`` (whole nodes) or ``"region"`` (blocks of every node).
-        seed: the same seed gives the same splits.
+        seed: the same seed gives the same splits; with the node name it makes each node's
+            hash (:func:`node_hash`): whole nodes go to val by lowest hash, then test, then
+            train, cut at the counts of the rounding rule; blocks are ordered per node.
         region_axis: for ``by="region"``: the axis of volumes to cut (``"z"``, ``"y"`` or
             ``"x"``); images are cut along ``y`` when it is ``"z"``.
         gap: for ``by="region"``: pixels left out between neighbouring blocks.
@@ -89,14 +111,15 @@ def split_shapes(
         [10, 10, 76]
     """
     _check_request(val, test, by, gap)
-    rng = np.random.default_rng(seed)
     names = list(shapes)
     out: dict[str, list[Region]] = {name: [] for name in SPLIT_NAMES}
     if not names:
         raise SplitError("the dataset has no nodes to split")
     if by in ("image", "volume"):
         counts = _shares(len(names), val, test, what="nodes")
-        order = rng.permutation(len(names))
+        # val takes the nodes of the lowest hashes, then test, then train: each node's place
+        # depends only on its own name and the seed, and the counts stay exact
+        order = sorted(range(len(names)), key=lambda i: (node_hash(names[i], seed), names[i]))
         bounds = np.cumsum((0, *counts))
         chosen: dict[str, set[int]] = {
             split: {int(i) for i in order[bounds[k] : bounds[k + 1]]}
@@ -112,6 +135,7 @@ def split_shapes(
         axis_name = region_axis
         for name in names:
             shape = tuple(int(s) for s in shapes[name])
+            rng = _node_rng(name, seed)
             for split, region in _cut(name, shape, val, test, region_axis, gap, rng):
                 out[split].append(region)
     splits = Splits(

@@ -38,7 +38,8 @@ class ExportOptions:
     COCO always writes RLE); ``simplify`` the Douglas-Peucker tolerance in pixels (0: exact);
     ``score_threshold`` the lowest instance score kept; ``coco_kind`` results or instances;
     ``like`` the original export, read with ``like_format`` / ``read_options``;
-    ``label_attribute`` the VIA region attribute for the class."""
+    ``label_attribute`` the VIA region attribute for the class; ``only`` the image names to
+    write (None: all), ``only_from`` where they came from (for messages)."""
 
     to: Target
     as_shape: ShapeAs = "polygon"
@@ -49,6 +50,8 @@ class ExportOptions:
     like_format: str | None = None
     read_options: ReadOptions | None = None
     label_attribute: str | None = None
+    only: tuple[str, ...] | None = None
+    only_from: str = "--only"
 
     def __post_init__(self) -> None:
         if self.to not in TARGETS:
@@ -87,6 +90,8 @@ def export_annotations(pred: str | Path, out: str | Path, options: ExportOptions
         as_shape=as_shape,
         simplify=options.simplify if as_shape == "polygon" else 0.0,
         score_threshold=options.score_threshold,
+        only=options.only,
+        only_from=options.only_from,
     )
     like: Like | None = None
     if options.like is not None:

@@ -28,7 +28,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +47,7 @@ from microprep.vectorize import (
     class_regions,
     crop_to_pixels,
     hole_free,
+    hole_free_all,
     mask_polygons,
     paint_polygons,
     simplify_polygon,
@@ -109,9 +110,10 @@ class Prediction:
         """The shapes per image, in store order (read one image at a time)."""
         if self.kind == "instances":
             for name, pred in read_instance_predictions(self.path):
-                yield self._instances(name, pred)
+                if name in self.sizes:
+                    yield self._instances(name, pred)
             return
-        for name, class_map in _class_maps(self.path):
+        for name, class_map in _class_maps(self.path, self.sizes):
             yield self._semantic(name, class_map)
 
     def _polygon_shapes(
@@ -137,9 +139,23 @@ class Prediction:
                 x0, y0, x1, y1 = (int(v) for v in region.polygon.bounds)
                 crop = class_map[y0:y1, x0:x1] == region.label
                 shapes.append(_mask_shape(self, region, crop, y0, x0, region_index))
-        else:
+        elif self.simplify > 0:
             for region_index, region in enumerate(class_regions(class_map)):
                 shapes.extend(self._polygon_shapes(region.label, region.polygon, region_index))
+        else:  # exact polygons: the regions with holes are cut in one pass for the whole map
+            regions = class_regions(class_map)
+            pieces = hole_free_all([region.polygon for region in regions])
+            for region_index, (region, cut) in enumerate(zip(regions, pieces, strict=True)):
+                shapes.extend(
+                    OutShape(
+                        "polygon",
+                        self.classes[region.label],
+                        region.label,
+                        np.asarray(piece.exterior.coords, np.float64)[:-1],
+                        region_index,
+                    )
+                    for piece in cut
+                )
         if self.simplify > 0 and self.as_shape == "polygon":
             painted = paint_polygons(
                 class_map.shape, ((s.label_index, _poly(s.points)) for s in shapes)
@@ -203,7 +219,9 @@ def _mask_shape(
     )  # fmt: skip
 
 
-def _class_maps(path: Path) -> Iterator[tuple[str, NDArray[Any]]]:
+def _class_maps(
+    path: Path, wanted: Container[str] | None = None
+) -> Iterator[tuple[str, NDArray[Any]]]:
     attrs = read_prediction_attrs(path)
     try:
         root = zarr.open_group(LocalStore(path, read_only=True), mode="r", zarr_format=3)
@@ -212,11 +230,13 @@ def _class_maps(path: Path) -> Iterator[tuple[str, NDArray[Any]]]:
     for group in attrs["nodes"]:
         try:
             node = root[group]
+            name = str(node.attrs.get("name", group))
+            if wanted is not None and name not in wanted:
+                continue
             labels = node["labels"] if isinstance(node, zarr.Group) else None
             if not isinstance(labels, zarr.Array):
                 raise KeyError("no 'labels' array")
             class_map = np.asarray(labels[...])
-            name = str(node.attrs.get("name", group))
         except (KeyError, OSError, ValueError) as exc:
             raise StoreError(f"{path}: group {group!r} is damaged: {exc}") from exc
         if class_map.ndim != 2:
@@ -233,12 +253,17 @@ def prediction_shapes(
     as_shape: ShapeAs = "polygon",
     simplify: float = 0.0,
     score_threshold: float = 0.0,
+    only: Sequence[str] | None = None,
+    only_from: str = "--only",
 ) -> Prediction:
     """Open the prediction store ``path`` for writing its shapes (module docstring).
 
+    ``only``: image names to keep (the others are left out); ``only_from`` names where they
+    came from, for the error message.
+
     Raises:
         StoreError: not a complete prediction store (interrupted, damaged, unknown version).
-        UsageError: an unknown prediction kind.
+        UsageError: an unknown prediction kind; a name in ``only`` that the store lacks.
     """
     path = Path(path)
     attrs = read_prediction_attrs(path)
@@ -254,6 +279,15 @@ def prediction_shapes(
             sizes[str(node_attrs.get("name", group))] = (shape[-2], shape[-1])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreError(f"{path}: the prediction store is damaged: {exc}") from exc
+    if only is not None:
+        missing = [name for name in only if name not in sizes]
+        if missing:
+            shown = ", ".join(repr(n) for n in missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise UsageError(
+                f"{only_from}: {len(missing)} image(s) not in the prediction store {path}: {shown}"
+            )
+        wanted = set(only)
+        sizes = {name: size for name, size in sizes.items() if name in wanted}
     classes = tuple(str(c) for c in attrs["classes"])
     colors = tuple((int(c[0]), int(c[1]), int(c[2])) for c in attrs["colors"])
     return Prediction(path, kind, classes, colors, sizes, as_shape, simplify, score_threshold)

@@ -190,6 +190,7 @@ def predict_run(request: PredictRequest) -> dict[str, Any]:
         },
         overlays=bool(_option(opts, "overlays", True)),
         progress=request.progress,
+        uncertainty=bool(_option(opts, "uncertainty", False)),
     )
     return {
         "inputs": len(summary.names),

@@ -288,6 +288,7 @@ class UNetTrainer:
             scale_fn=scale,
             in_channels=int(extra["in_channels"]),
             probabilities=bool(opts.get("probabilities", False)),
+            uncertainty=bool(opts.get("uncertainty", False)),
             overlays=bool(opts.get("overlays", True)),
             run={"run": str(run.path), "checkpoint": str(used), "trainer": "unet"},
             progress=request.progress,
