@@ -82,6 +82,8 @@ class SegmentationDataset(WindowDataset):
         min_foreground: keep only windows with at least this fraction of non-background
             pixels (padding counts as background).
         nodes: node keys (group names, image names or positions) to use (default: all).
+        samples_per_epoch: serve this many windows per epoch at random positions inside the
+            regions, new ones every epoch (see :meth:`set_epoch`); None: the fixed grid.
 
     Raises:
         UsageError: bad options, no splits file, nodes without pixels, mixed channel counts.
@@ -104,6 +106,7 @@ class SegmentationDataset(WindowDataset):
         normalization: str | ImageScale = "percentile",
         min_foreground: float = 0.0,
         nodes: Sequence[str | int] | None = None,
+        samples_per_epoch: int | None = None,
     ) -> None:
         if target not in TARGETS:
             raise UsageError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
@@ -121,6 +124,7 @@ class SegmentationDataset(WindowDataset):
             normalization=normalization,
             min_foreground=min_foreground,
             nodes=nodes,
+            samples_per_epoch=samples_per_epoch,
         )
 
     def read_numpy(self, i: int) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.bool_]]:
@@ -128,7 +132,7 @@ class SegmentationDataset(WindowDataset):
         (*window), valid (*window) bool)``, augmented when configured; labels are 0 where
         ``valid`` is False (padding, pixels not annotated)."""
         i = self._index(i)
-        spec = self.layout[i]
+        spec = self.window_at(i)
         kw: dict[str, Any] = {"origin": spec.origin, "stop": spec.stop, "window": self.window}
         image = self.reader.read(spec.node, "image", pad=self.pad, **kw)
         labels = self.reader.read(spec.node, "labels", pad="constant", **kw)
@@ -147,7 +151,7 @@ class SegmentationDataset(WindowDataset):
 
     def __getitem__(self, i: int) -> SegmentationSample:
         i = self._index(i)
-        spec = self.layout[i]
+        spec = self.window_at(i)
         image, labels, valid = self.read_numpy(i)
         pixels = channels_first(apply_scale(image, self.scales[spec.node]), self.ndim)
         if self.target == "onehot":
