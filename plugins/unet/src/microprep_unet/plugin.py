@@ -221,6 +221,8 @@ class UNetTrainer:
             "dims": dims,
             "window": list(train_set.window),
             "normalization": data["normalization"],
+            "augment": None if train_set.augment is None else train_set.augment.as_dict(),
+            "samples_per_epoch": train_set.samples_per_epoch,
         }
         return fit(
             job,
