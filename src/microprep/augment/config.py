@@ -158,6 +158,9 @@ class AugmentConfig:
         cube: volumes only: ``flip`` + ``rot90`` draw from the 48 symmetries of the cube
             (axes permuted, for isotropic voxels); False keeps z in place (quarter turns in
             the y-x plane, flips of any axis: 16 symmetries), for anisotropic stacks.
+        recipe: ``"microscopy"``: after ``noise``, random contrast, gamma, brightness, Poisson
+            noise at a random dose, Gaussian noise and blur drawn per sample
+            (:mod:`microprep.augment.microscopy`); None: nothing more.
     """
 
     noise: tuple[NoiseSpec, ...] = ()
@@ -167,9 +170,12 @@ class AugmentConfig:
     field_alpha: float = 4.0
     field_grid: float = 64.0
     cube: bool = True
+    recipe: str | None = None
 
     def __post_init__(self) -> None:
         parse_geometry(",".join(self.geometry))
+        if self.recipe not in (None, "microscopy"):
+            raise UsageError(f"unknown augmentation recipe {self.recipe!r}; choose microscopy")
         lo, hi = self.zoom_range
         if not (0 < lo <= hi and math.isfinite(hi)):
             raise UsageError(f"zoom range {self.zoom_range}: need 0 < low <= high")
@@ -186,6 +192,7 @@ class AugmentConfig:
             "field_alpha": self.field_alpha,
             "field_grid": self.field_grid,
             "cube": self.cube,
+            **({"recipe": self.recipe} if self.recipe else {}),
         }
 
 

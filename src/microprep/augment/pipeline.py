@@ -38,6 +38,7 @@ from microprep.augment.config import (
     sample_rng,
 )
 from microprep.augment.geometry_steps import _GeometrySteps
+from microprep.augment.microscopy import microscopy_noise
 from microprep.augment.sample import Sample, boxes_from_layers
 from microprep.errors import UsageError
 
@@ -132,8 +133,9 @@ class Augmenter(_GeometrySteps):
     """``Augmenter(config)(sample, rng) -> sample``: one augmented copy of ``sample``.
 
     Geometry first (image bilinear / linear, labels and instances nearest, together), then the
-    noise kinds on the image. The input sample is not modified (an array that nothing changed
-    may be returned as is, sharing memory with the input). Deterministic given ``rng``.
+    noise kinds and the ``config.recipe`` draws on the image. The input sample is not
+    modified (an array that nothing changed may be returned as is, sharing memory with the
+    input). Deterministic given ``rng``.
 
     2D: ``flip`` and ``rot90`` draw a symmetry of the square (flip: one of the 4 flips /
     identity-flip pairs; both: any of the 8); ``rotate`` an angle from
@@ -172,6 +174,8 @@ class Augmenter(_GeometrySteps):
             self._geometry_3d(out, rng)
         if "image" in out and self.config.noise:
             out["image"] = apply_noise(out["image"], self.config.noise, rng, ndim=ndim)
+        if "image" in out and self.config.recipe == "microscopy":
+            out["image"] = microscopy_noise(out["image"], rng, ndim=ndim)
         if "instances" in out:
             layers = out["instances"]
             n = (

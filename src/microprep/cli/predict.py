@@ -45,6 +45,15 @@ from microprep.cli.options import force_option, guard_outputs, parse_ints, windo
 )
 @click.option("--no-overlays", is_flag=True, help="Do not write overlay PNGs.")
 @click.option(
+    "--tta",
+    is_flag=False,
+    flag_value="all",
+    default=None,
+    metavar="[all|flips|N]",
+    help="Test-time augmentation (U-Net): average over the flips and turns of each tile "
+    "(alone: all 8 in 2D, 48 in 3D; flips; or the first N).",
+)
+@click.option(
     "--score-threshold",
     type=click.FloatRange(0, 1),
     default=0.5,

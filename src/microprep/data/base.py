@@ -12,6 +12,10 @@ sample depends only on ``(seed, epoch, index)``, never on the worker that reads 
 order. :meth:`WindowDataset.set_epoch` sets the epoch in shared memory, so DataLoader workers
 (persistent ones too) see it; call it before iterating the loader for that epoch
 (:func:`microprep.data.loader.set_epoch` does it together with the sampler's).
+
+**Random windows.** With ``samples_per_epoch`` set, the dataset serves that many windows per
+epoch at random positions inside its regions, drawn from ``(seed, epoch, index)``
+(:mod:`microprep.data.random_windows`); without it, the fixed grid.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from microprep.data.layout import (
     select_regions,
 )
 from microprep.data.normalize import NORMALIZATIONS, ImageScale, image_scale
+from microprep.data.random_windows import RandomWindows
 from microprep.data.source import StoreReader
 from microprep.errors import UsageError
 from microprep.splits import Splits
@@ -79,7 +84,10 @@ class WindowDataset(TorchDataset[Any]):
         normalization: str | ImageScale,
         min_foreground: float,
         nodes: Sequence[str | int] | None,
+        samples_per_epoch: int | None = None,
     ) -> None:
+        if samples_per_epoch is not None and int(samples_per_epoch) < 1:
+            raise UsageError(f"samples_per_epoch must be at least 1, got {samples_per_epoch!r}")
         if edge not in EDGES:
             raise UsageError(f"edge must be one of {', '.join(EDGES)}, got {edge!r}")
         if pad not in ("constant", "reflect"):
@@ -152,6 +160,10 @@ class WindowDataset(TorchDataset[Any]):
                     f"{min_foreground}; lower min_foreground"
                 )
         self.layout: WindowLayout = layout
+        self.samples_per_epoch = None if samples_per_epoch is None else int(samples_per_epoch)
+        self._random = RandomWindows(
+            regions, layout, window=self.window, seed=self.seed, uniform=min_foreground <= 0
+        )
         self._in_channels = self._check_images(root)
         self.scales: dict[str, ImageScale] = {
             name: self._scale(root[name]["image"], normalization) for name in layout.nodes
@@ -219,10 +231,16 @@ class WindowDataset(TorchDataset[Any]):
         self._epoch.fill_(int(epoch))
 
     def __len__(self) -> int:
+        if self.samples_per_epoch is not None:
+            return self.samples_per_epoch
         return len(self.layout)
 
     def window_at(self, i: int) -> WindowSpec:
-        """Node, origin and region end of window ``i``."""
+        """Node, origin and region end of window ``i``: grid window ``i``, or with
+        ``samples_per_epoch`` a random window of the current epoch
+        (:mod:`microprep.data.random_windows`)."""
+        if self.samples_per_epoch is not None:
+            return self._random(index=self._index(i), epoch=self.epoch)
         return self.layout[i]
 
     def _index(self, i: int) -> int:

@@ -86,6 +86,8 @@ class SegmentationDataset(WindowDataset):
         transform: the user's own augmentation, applied after ``augment`` and normalisation:
             an albumentations pipeline or a callable with its dict interface (2D only; see
             :mod:`microprep.data.transforms`).
+        samples_per_epoch: serve this many windows per epoch at random positions inside the
+            regions, new ones every epoch (see :meth:`set_epoch`); None: the fixed grid.
 
     Raises:
         UsageError: bad options, no splits file, nodes without pixels, mixed channel counts.
@@ -109,6 +111,7 @@ class SegmentationDataset(WindowDataset):
         min_foreground: float = 0.0,
         nodes: Sequence[str | int] | None = None,
         transform: Callable[..., Mapping[str, Any]] | None = None,
+        samples_per_epoch: int | None = None,
     ) -> None:
         if target not in TARGETS:
             raise UsageError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
@@ -126,6 +129,7 @@ class SegmentationDataset(WindowDataset):
             normalization=normalization,
             min_foreground=min_foreground,
             nodes=nodes,
+            samples_per_epoch=samples_per_epoch,
         )
         self.transform = window_transform(transform, self)
 
@@ -134,7 +138,7 @@ class SegmentationDataset(WindowDataset):
         (*window), valid (*window) bool)``, augmented when configured; labels are 0 where
         ``valid`` is False (padding, pixels not annotated)."""
         i = self._index(i)
-        spec = self.layout[i]
+        spec = self.window_at(i)
         kw: dict[str, Any] = {"origin": spec.origin, "stop": spec.stop, "window": self.window}
         image = self.reader.read(spec.node, "image", pad=self.pad, **kw)
         labels = self.reader.read(spec.node, "labels", pad="constant", **kw)
@@ -153,7 +157,7 @@ class SegmentationDataset(WindowDataset):
 
     def __getitem__(self, i: int) -> SegmentationSample:
         i = self._index(i)
-        spec = self.layout[i]
+        spec = self.window_at(i)
         image, labels, valid = self.read_numpy(i)
         image = apply_scale(image, self.scales[spec.node])
         if self.transform is not None:

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from microprep.augment import AugmentConfig, parse_geometry, parse_noise
 from microprep.errors import UsageError
-from microprep.splits import default_splits_path
+from microprep.splits import default_splits_path, load_splits
+from microprep.store.read import open_dataset
 
 T = TypeVar("T")
 
@@ -39,13 +40,53 @@ def train_transform(data: Mapping[str, Any]) -> Any | None:
     return load_pipeline(Path(path), key="data.albumentations")
 
 
-def augment_config(data: Mapping[str, Any]) -> AugmentConfig | None:
-    """The augmentation of ``data.noise`` and ``data.geometry`` (None when both are empty)."""
+#: Training sets of at most this many images / volumes count as small (``data.auto_augment``).
+SMALL_DATASET = 8
+
+#: ``data.geometry`` when the configuration does not set it.
+DEFAULT_GEOMETRY = "flip,rot90"
+
+
+def augment_config(data: Mapping[str, Any], *, images: int | None = None) -> AugmentConfig | None:
+    """The augmentation of ``data.noise`` and ``data.geometry`` (None when both are empty).
+
+    With ``images`` (how many images / volumes the training split covers), the small-dataset
+    rule of ``data.auto_augment`` (default true) applies: at most :data:`SMALL_DATASET` images,
+    ``data.noise`` unset and ``data.geometry`` at its default add the ``microscopy`` recipe
+    (random contrast, gamma, brightness, Poisson dose, Gaussian noise, blur; see
+    :mod:`microprep.augment.microscopy`).
+
+    Example:
+        >>> augment_config({"noise": None, "geometry": "flip,rot90"}, images=2).recipe
+        'microscopy'
+        >>> augment_config({"noise": None, "geometry": "flip,rot90"}, images=20).recipe is None
+        True
+    """
     noise = parse_noise(data["noise"]) if data.get("noise") else ()
     geometry = parse_geometry(data["geometry"]) if data.get("geometry") else ()
-    if not noise and not geometry:
+    recipe = None
+    if (
+        images is not None
+        and images <= SMALL_DATASET
+        and data.get("auto_augment", True)
+        and not data.get("noise")
+        and data.get("geometry", DEFAULT_GEOMETRY) == DEFAULT_GEOMETRY
+    ):
+        recipe = "microscopy"
+    if not noise and not geometry and recipe is None:
         return None
-    return AugmentConfig(noise=noise, geometry=geometry)
+    return AugmentConfig(noise=noise, geometry=geometry, recipe=recipe)
+
+
+def source_images(source: DataSource) -> int:
+    """How many images / volumes ``source`` reads (nodes with a region in its split)."""
+    if source.split is None or source.splits is None:
+        ds = open_dataset(source.store)
+        try:
+            return len(ds.nodes)
+        finally:
+            ds.close()
+    return len({r.node for r in load_splits(source.splits)[source.split]})
 
 
 @dataclass(frozen=True)

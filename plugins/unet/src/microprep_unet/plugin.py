@@ -36,6 +36,7 @@ from microprep.training.checkpoint import BEST, load_checkpoint, load_latest
 from microprep.training.datasets import (
     DataSource,
     augment_config,
+    source_images,
     splits_file,
     train_and_val,
     train_stride,
@@ -83,6 +84,10 @@ def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> SegmentationD
     data = job.config["data"]
     window = data["window"]
     stride = train_stride(window, data["stride"]) if train else data["val_stride"]
+    augment = augment_config(data, images=source_images(source)) if train else None
+    if augment is not None and augment.recipe:
+        logger.info("small training set: %s augmentation on (data.auto_augment)", augment.recipe)
+    per_epoch = data.get("samples_per_epoch") if train else None
     return SegmentationDataset(
         source.store,
         split=source.split,
@@ -90,11 +95,12 @@ def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> SegmentationD
         window=window,
         stride=stride,
         target=data["target"],
-        augment=augment_config(data) if train else None,
+        augment=augment,
         transform=train_transform(data) if train else None,
         seed=int(job.config["seed"]),
         normalization=data["normalization"],
         min_foreground=float(data["min_foreground"]) if train else 0.0,
+        samples_per_epoch=None if per_epoch is None else int(per_epoch),
     )
 
 
@@ -217,6 +223,8 @@ class UNetTrainer:
             "dims": dims,
             "window": list(train_set.window),
             "normalization": data["normalization"],
+            "augment": None if train_set.augment is None else train_set.augment.as_dict(),
+            "samples_per_epoch": train_set.samples_per_epoch,
         }
         return fit(
             job,
@@ -234,6 +242,7 @@ class UNetTrainer:
     def predict(self, request: PredictRequest) -> dict[str, Any]:
         """Tiled prediction of ``request.source`` into ``request.out`` (class maps, overlays)."""
         from microprep.predict.semantic import predict_semantic
+        from microprep.predict.tta import parse_tta, with_tta
 
         run, opts = request.run, request.options
         device = choose_device(str(opts.get("device") or "auto"))
@@ -267,6 +276,8 @@ class UNetTrainer:
                 logits = model(torch.from_numpy(np.ascontiguousarray(batch)).to(device))
                 return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
+        averaged = with_tta(forward, parse_tta(opts.get("tta")))
+
         def scale(pixels: NDArray[Any]) -> NDArray[np.float32]:
             # pixels come channels-first (C, *spatial); the rule is the one used in training
             return apply_scale(pixels, image_scale(np.moveaxis(pixels, 0, -1), rule))
@@ -277,7 +288,7 @@ class UNetTrainer:
         except Exception:  # the training store may have moved; default colours then
             logger.info("training store %s not readable; default overlay colours", run.dataset)
         summary = predict_semantic(
-            forward,
+            averaged,
             request.source,
             request.out,
             window=window,

@@ -1,0 +1,173 @@
+"""Few-label benchmark: a U-Net trained on 2 micrographs, tested on the 34 others.
+
+Usage::
+
+    python benchmarks/bench_fewshot.py [--work DIR] [--epochs 8] [--test-images 34] [--json OUT]
+
+The sample training set (``sample_data/training``, 36 micrographs of 512 x 512) is converted
+once into ``WORK/fewshot.zarr`` (kept between runs). The splits file gives the first two
+micrographs to training (rows 0-400) and validation (rows 416-512, a region split as ``prep
+split --by region`` makes it) and the other 34 whole micrographs to test. Each recipe trains
+the same small U-Net (depth 3, 8 base filters, 64 px windows, batch 8) for the same number of
+optimiser steps, predicts the test micrographs with the best checkpoint (picked on the
+validation region) and is scored by ``prep evaluate --split test``:
+
+* **old defaults**: the fixed grid of windows (stride half the window), flips and quarter
+  turns only (``data.auto_augment=false``);
+* **new defaults**: as many random windows per epoch as the grid has
+  (``data.samples_per_epoch``), with the small-dataset microscopy augmentation (the default
+  for 8 images or fewer);
+* **new defaults + TTA**: the same run predicted with ``--tta`` (8 symmetries).
+
+Results go to stdout (and ``--json``). CPU only. ``--test-images N`` tests on the first N of
+the 34 (the splits file's test split holds those N only) to keep a run short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from microprep.cli.main import main as prep
+from microprep.splits import Region, Splits, default_splits_path, save_splits
+from microprep.store.read import open_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_ROWS, VAL_START = 400, 416
+WINDOW, BATCH = 64, 8
+
+
+def store(work: Path, test_images: int) -> Path:
+    """``WORK/fewshot.zarr`` (converted once) with the few-label splits file, and
+    ``WORK/test/``: links to the test micrographs."""
+    path = work / "fewshot.zarr"
+    if not path.exists():
+        data = ROOT / "sample_data" / "training"
+        code = prep(["convert", str(data / "annotations.xml"), "--images",
+                     str(data / "micrographs"), "--out", str(path), "-q"])  # fmt: skip
+        if code:
+            sys.exit(f"convert failed ({code})")
+    with open_dataset(path) as ds:
+        nodes = sorted(ds.nodes)
+    root: Any = zarr.open_group(path, mode="r")
+    shapes = {n: tuple(int(v) for v in root[n]["labels"].shape) for n in nodes}
+    train_nodes, test_nodes = nodes[:2], nodes[2 : 2 + test_images]
+    folder = work / "test"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for name in test_nodes:
+        (folder / name).symlink_to(ROOT / "sample_data" / "training" / "micrographs" / name)
+    splits = Splits(
+        train=tuple(Region(n, (0, 0), (TRAIN_ROWS, shapes[n][1])) for n in train_nodes),
+        val=tuple(Region(n, (VAL_START, 0), tuple(shapes[n])) for n in train_nodes),
+        test=tuple(Region(n, (0, 0), tuple(shapes[n])) for n in test_nodes),
+        by="region",
+        gap=VAL_START - TRAIN_ROWS,
+    )
+    save_splits(splits, default_splits_path(path))
+    return path
+
+
+def grid_windows(rows: int, cols: int, images: int) -> int:
+    """Windows of the training grid (stride half the window, flush edges)."""
+    step = WINDOW // 2
+    return (
+        images * (math.ceil((rows - WINDOW) / step) + 1) * (math.ceil((cols - WINDOW) / step) + 1)
+    )
+
+
+def run_case(
+    name: str, path: Path, work: Path, sets: list[str], epochs: int, tta: bool
+) -> dict[str, Any]:
+    """Train (unless already trained), predict, evaluate; the test scores."""
+    run = work / f"run-{name}"
+    common = [
+        "--device", "cpu", "--batch-size", str(BATCH), "--window", str(WINDOW), "--workers", "0",
+        "--epochs", str(epochs), "--lr", "0.003", "-q",
+        "--set", "model.depth=3", "--set", "model.base_filters=8", "--set", "model.dropout=0.0",
+        "--set", "threads=2", "--set", "seed=0", "--set", "loss.class_weights=none",
+    ]  # fmt: skip
+    shutil.rmtree(run, ignore_errors=True)
+    began = time.perf_counter()
+    if prep(["train", "unet", str(path), "--out", str(run), *common, *sets]):
+        sys.exit(f"{name}: training failed")
+    trained = time.perf_counter() - began
+    results = {}
+    for label, extra in (("", []), ("+tta", ["--tta", "all"])) if tta else (("", []),):
+        pred = work / f"pred-{name}{label}.zarr"
+        began = time.perf_counter()
+        code = prep(["predict", str(run), str(work / "test"), "--out", str(pred), "--device", "cpu",
+                     "--no-overlays", "-q", "--force", *extra])  # fmt: skip
+        if code:
+            sys.exit(f"{name}{label}: predict failed")
+        predicted = time.perf_counter() - began
+        scores = work / f"scores-{name}{label}.json"
+        code = prep(["evaluate", str(pred), str(path), "--split", "test", "--json",
+                     str(scores)])  # fmt: skip
+        if code:
+            sys.exit(f"{name}{label}: evaluate failed")
+        report = json.loads(scores.read_text())
+        results[name + label] = {
+            "test_iou_macro": round(float(report["macro"]["iou"]), 4),
+            "per_class_iou": {
+                k: round(float(v["iou"]), 4)
+                for k, v in report["per_class"].items()
+                if v.get("iou") is not None
+            },
+            "train_seconds": round(trained, 1),
+            "predict_seconds": round(predicted, 1),
+        }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; see the module doc."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=None, help="work folder (kept)")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--test-images", type=int, default=34, help="test micrographs (<= 34)")
+    args = parser.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="fewshot-"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = store(work, args.test_images)
+    per_epoch = grid_windows(TRAIN_ROWS, 512, 2)
+    steps = args.epochs * (per_epoch // BATCH)
+    print(
+        f"train: 2 images ({TRAIN_ROWS} x 512 each), {per_epoch} windows of {WINDOW} per epoch, "
+        f"{args.epochs} epochs = {steps} optimiser steps; test: {args.test_images} images"
+    )
+    results: dict[str, Any] = {"epochs": args.epochs, "steps": steps, "window": WINDOW}
+    results.update(
+        run_case("old", path, work, ["--set", "data.auto_augment=false"], args.epochs, tta=False)
+    )
+    results.update(
+        run_case(
+            "new",
+            path,
+            work,
+            ["--set", f"data.samples_per_epoch={per_epoch}"],
+            args.epochs,
+            tta=True,
+        )
+    )
+    for key in ("old", "new", "new+tta"):
+        r = results[key]
+        print(f"{key:8s} test macro IoU {r['test_iou_macro']:.3f}  per class {r['per_class_iou']}"
+              f"  train {r['train_seconds']} s, predict {r['predict_seconds']} s")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
