@@ -1,7 +1,8 @@
 """Class map -> pixel-edge polygons, and the CVAT XML of 20 such images.
 
-Compares :func:`microprep.vectorize.class_regions` (plus the hole-free pieces the writers use,
-cut in one pass by :func:`~microprep.vectorize.hole_free_all`)
+Compares :func:`microprep.writers.vectorize.class_regions` (plus the hole-free pieces the
+writers use,
+cut in one pass by :func:`~microprep.writers.vectorize.hole_free_all`)
 with ``rasterio.features.shapes`` alone on a 2048x2048 map of 500 regions, then times writing
 the CVAT XML of 20 such images. Run: ``python benchmarks/bench_vectorize.py`` (about 30 s).
 """
@@ -16,8 +17,8 @@ import numpy as np
 import rasterio.features
 
 from microprep.predict.write import PredictionWriter
-from microprep.vectorize import class_regions, hole_free_all
 from microprep.writers.export import ExportOptions, export_annotations
+from microprep.writers.vectorize import class_regions, hole_free_all
 
 
 def class_map(seed: int, size: int = 2048, regions: int = 500) -> np.ndarray:

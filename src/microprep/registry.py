@@ -55,7 +55,7 @@ class SinkKind:
     ``OUT/dataset.zarr``). ``description`` is the line shown by ``prep convert --help``;
     ``order`` the writing order (built-ins 10, 20, ...; third parties default to 100).
     ``bands``: the sink has a ``banded_writer(banded, pixels)`` and takes an image too large for
-    the memory budget in bands of rows (:mod:`microprep.conversion_bands`); an image that needs
+    the memory budget in bands of rows (:mod:`microprep.conversion.bands`); an image that needs
     bands is refused when any sink asked for cannot take them.
     """
 

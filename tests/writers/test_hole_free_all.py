@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from microprep.vectorize import class_regions, hole_free, hole_free_all, paint_polygons
+from microprep.writers.vectorize import class_regions, hole_free, hole_free_all, paint_polygons
 
 
 def rings_map(seed: int, size: int = 96) -> np.ndarray:

@@ -44,9 +44,9 @@ from lxml import etree
 
 from microprep.archive import is_archive, open_archive
 from microprep.errors import FormatError
-from microprep.vectorize import encode_cvat_rle
 from microprep.writers.like import Like
 from microprep.writers.shapes import ImageShapes, OutShape
+from microprep.writers.vectorize import encode_cvat_rle
 
 __all__ = ["cvat_xml", "like_meta"]
 

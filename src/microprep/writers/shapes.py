@@ -4,7 +4,8 @@
 ``docs/predict.md``) one image at a time and turns it into :class:`ImageShapes`:
 
 * **semantic**: every connected region of a class becomes one polygon traced on pixel edges
-  (:mod:`microprep.vectorize`); a region with holes becomes hole-free pieces that tile it (the
+  (:mod:`microprep.writers.vectorize`); a region with holes becomes hole-free pieces that tile
+  it (the
   tools have no polygon holes). With ``as_mask`` each region is one mask instead.
 * **instances**: one shape per instance (its visible pixels, as stored), its score kept,
   ``z_order`` by score (the highest score on top); pieces of one instance (several regions, or
@@ -43,7 +44,7 @@ from microprep.errors import StoreError, UsageError
 from microprep.predict.instances_read import read_instance_predictions
 from microprep.predict.write import read_prediction_attrs
 from microprep.targets.raster import fill_rings
-from microprep.vectorize import (
+from microprep.writers.vectorize import (
     class_regions,
     crop_to_pixels,
     hole_free,

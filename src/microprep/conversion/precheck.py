@@ -5,7 +5,7 @@ process. Large ones (:data:`PARALLEL_CHECK_BYTES` and more) are checked in a sec
 while the first builds the targets into the temporary output; the swap into place waits for the
 checks, and errors discard the temporary output, so the result is the same either way, only
 sooner on a multi-core machine. Repairs always run first: the targets need the repaired shapes.
-The second process dies with the first, even on kill -9 (:mod:`microprep.children`).
+The second process dies with the first, even on kill -9 (:mod:`microprep.conversion.children`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from microprep.archive import annotations_size
-from microprep.children import die_with_parent
 from microprep.classes import ClassOptions, apply_classes
+from microprep.conversion.children import die_with_parent
 from microprep.errors import ValidationError
 from microprep.model import AnnotationSet
 from microprep.readers import ReadOptions, read_annotations

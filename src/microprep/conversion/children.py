@@ -1,6 +1,7 @@
 """Child processes that die with their parent.
 
-A worker started by microprep (the checker of :mod:`microprep.precheck`) must not outlive the
+A worker started by microprep (the checker of :mod:`microprep.conversion.precheck`) must not
+outlive the
 run that started it, however the run ends: an exception, Ctrl-C, SIGTERM or kill -9.
 :func:`die_with_parent` is the initializer of such a worker. On Linux the kernel sends the
 worker SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a daemon thread

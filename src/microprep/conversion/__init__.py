@@ -22,7 +22,9 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from microprep.classes import ClassOptions, apply_classes, region_warning
-from microprep.conversion_bands import convert_banded, plan_group
+from microprep.conversion.bands import convert_banded, plan_group
+from microprep.conversion.changes import compare, snapshot
+from microprep.conversion.precheck import check_beside_worthwhile, checked, checks_beside
 from microprep.errors import ImageFileError, UsageError
 from microprep.exports import Sink
 from microprep.exports.kinds import STORE_NAME
@@ -31,10 +33,8 @@ from microprep.memory import default_budget
 from microprep.model import AnnotatedImage, AnnotationSet
 from microprep.outputs import atomic_output
 from microprep.pixelsize import images_pixel_size
-from microprep.precheck import check_beside_worthwhile, checked, checks_beside
 from microprep.readers import ReadOptions, read_annotations
 from microprep.registry import SinkKind, output_path, resolve, sink_kinds
-from microprep.store_changes import compare, snapshot
 from microprep.targets import RasterOptions, Targets, build_targets, build_volume_targets
 from microprep.targets.bands import BandedTargets
 
@@ -56,7 +56,8 @@ class ConvertOptions:
     ``format``: reader to use (detected when None). ``repair``: apply the documented repairs
     of ``prep validate`` instead of refusing repairable errors. ``read``: what readers of formats
     without image sizes or classes need (VIA, Labelbox). ``check_beside``: run the checks in a
-    second process while converting (None: for large exports; see :mod:`microprep.precheck`).
+    second process while converting (None: for large exports; see
+    :mod:`microprep.conversion.precheck`).
     ``classes``: class order, renames, drops, ignore and annotated regions, applied after the
     reader and before the checks (see :mod:`microprep.classes`). ``pixel_size``: ``(size,
     unit)`` of one pixel, for the outputs that record it (ome-zarr, nnunet; None: from the TIFF
@@ -98,7 +99,7 @@ class ConvertSummary:
     repairs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    changes: list[str] = field(default_factory=list)  # vs the store replaced (store_changes)
+    changes: list[str] = field(default_factory=list)  # vs the store replaced (conversion.changes)
 
 
 def sha256(path: Path) -> str:
