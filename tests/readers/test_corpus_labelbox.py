@@ -13,28 +13,14 @@ from typing import Any
 
 import pytest
 
-from microprep.cli.main import main
 from microprep.model import AnnotationSet
 from microprep.readers.labelbox import detect, read_labelbox
 from microprep.readers.options import ReadOptions
+from readers.corpus import coco, convert, corpus_files
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "labelbox"
-FILES = sorted(p for p in CORPUS.iterdir() if p.suffix in (".json", ".ndjson"))
-GOOD = [p for p in FILES if not p.name.startswith("bad_")]
-BAD = [p for p in FILES if p.name.startswith("bad_")]
+CORPUS, FILES, GOOD, BAD = corpus_files("labelbox", (".json", ".ndjson"))
 
 Capture = pytest.CaptureFixture[str]
-
-
-def convert(export: Path, out: Path, *extra: str) -> int:
-    """``prep convert EXPORT --size 64x64 --to coco --out OUT ...``: the exit code."""
-    args = ["convert", str(export), "--size", "64x64", "--to", "coco", "--out", str(out)]
-    return main([*args, *extra])
-
-
-def coco(out: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((out / "coco.json").read_text())
-    return data
 
 
 def read(name: str) -> AnnotationSet:

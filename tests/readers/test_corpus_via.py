@@ -8,30 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from microprep.cli.main import main
+from readers.corpus import coco, convert, corpus_files
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "via"
-FILES = sorted(p for p in CORPUS.iterdir() if p.suffix in (".json", ".csv"))
-GOOD = [p for p in FILES if not p.name.startswith("bad_")]
-BAD = [p for p in FILES if p.name.startswith("bad_")]
+CORPUS, FILES, GOOD, BAD = corpus_files("via", (".json", ".csv"))
 
 Capture = pytest.CaptureFixture[str]
-
-
-def convert(export: Path, out: Path, *extra: str) -> int:
-    """``prep convert EXPORT --size 64x64 --to coco --out OUT ...``: the exit code (warnings
-    are printed to stderr)."""
-    args = ["convert", str(export), "--size", "64x64", "--to", "coco", "--out", str(out)]
-    return main([*args, *extra])
-
-
-def coco(out: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((out / "coco.json").read_text())
-    return data
 
 
 def categories(out: Path) -> list[str]:
