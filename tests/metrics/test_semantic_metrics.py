@@ -119,6 +119,23 @@ def test_class_only_in_prediction_or_only_in_truth_scores_zero() -> None:
     assert scores.macro_iou == pytest.approx((1 / 3 + 0 + 0) / 3)
 
 
+def test_table_without_absent_classes_has_no_left_out_line() -> None:
+    scores = SegmentationScores.from_confusion([[3, 1], [0, 4]])
+    assert "not in the averages" not in scores.table()
+    assert scores.as_dict()["left_out"] == []
+
+
+def test_training_validation_uses_the_same_macro_as_evaluate() -> None:
+    # one definition: the U-Net's validation scores are those of SegmentationScores
+    plugin = pytest.importorskip("microprep_unet.plugin")
+    cm = confusion_matrix(np.array([0, 2, 0, 1]), np.array([0, 0, 1, 1]), num_classes=4)
+    expected = SegmentationScores.from_confusion(cm)
+    got = plugin._scores(cm, True, ["background", "a", "b", "c"])
+    assert got["iou_macro"] == pytest.approx(expected.macro_iou)
+    assert got["iou_macro"] == pytest.approx((1 / 3 + 1 / 2 + 0) / 3)  # class 3 left out
+    assert math.isnan(got["iou_3_c"])
+
+
 def test_nothing_present_gives_nan_averages() -> None:
     scores = SegmentationScores.from_confusion(np.zeros((2, 2), np.int64))
     assert math.isnan(scores.macro_iou) and math.isnan(scores.micro_f1)
@@ -142,6 +159,8 @@ def test_as_dict_and_table() -> None:
     assert "0.6667" in lines[2]
     assert lines[3].split()[2] == "-"  # crack: absent
     assert any(line.split()[0] == "macro" for line in lines)
+    assert data["left_out"] == ["background", "crack"]
+    assert lines[-1].startswith("- not in the averages") and lines[-1].endswith(": crack")
     with pytest.raises(UsageError, match="class names"):
         scores.table(["only one"])
 

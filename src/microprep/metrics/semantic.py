@@ -250,8 +250,8 @@ class SegmentationScores:
         Returns:
             ``{"classes": [...], "include_background": bool, "per_class": {name: {"index",
             "iou", "f1", "precision", "recall", "gt_pixels", "pred_pixels", "counted"}},
-            "macro": {"iou", "f1"}, "micro": {"iou", "f1"}, "accuracy": float,
-            "confusion_matrix": [[...]]}``.
+            "macro": {"iou", "f1"}, "left_out": [names not in the averages],
+            "micro": {"iou", "f1"}, "accuracy": float, "confusion_matrix": [[...]]}``.
 
         Example:
             >>> s = SegmentationScores.from_confusion([[3, 1], [0, 4]])
@@ -276,6 +276,7 @@ class SegmentationScores:
             "include_background": self.include_background,
             "per_class": per_class,
             "macro": {"iou": _nan_to_none(self.macro_iou), "f1": _nan_to_none(self.macro_f1)},
+            "left_out": [name for name, c in zip(names, self.counted, strict=True) if not c],
             "micro": {"iou": _nan_to_none(self.micro_iou), "f1": _nan_to_none(self.micro_f1)},
             "accuracy": _nan_to_none(self.accuracy),
             "confusion_matrix": self.confusion.tolist(),
@@ -322,4 +323,10 @@ class SegmentationScores:
         lines.append(f"{'':>3} {'micro':<{width}} {fmt(self.micro_iou, 7)} {fmt(self.micro_f1, 7)}")
         if not self.include_background:
             lines.append("* not in the averages (background left out)")
+        absent = [name for name, p in zip(names, self.present, strict=True) if not p]
+        if absent:
+            lines.append(
+                "- not in the averages (in neither ground truth nor prediction): "
+                + ", ".join(absent)
+            )
         return "\n".join(lines)
