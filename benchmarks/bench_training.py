@@ -10,10 +10,12 @@ temporary store first.
 
 Cases:
 
-1. **loader vs step**: a :class:`~microprep.data.SegmentationDataset` (train split, flips and
-   quarter turns, Gaussian noise) through :func:`~microprep.data.loader.make_loader` with 2
-   workers, against the rate at which one U-Net training step (forward, loss, backward,
-   AdamW) consumes samples of the same shape in this process. Goal: the loader delivers at
+1. **loader vs step**: a :class:`~microprep.data.SegmentationDataset` as ``prep train`` builds
+   it for a few images (train split, windows at random positions, ``data.samples_per_epoch``,
+   flips and quarter turns plus the small-dataset ``microscopy`` augmentation recipe) through
+   :func:`~microprep.data.loader.make_loader` with 2 workers, against the rate at which one
+   U-Net training step (forward, loss, backward, AdamW) consumes samples of the same shape in
+   this process. Goal: the loader delivers at
    least 3x the step's rate, so data is never the bottleneck.
 2. **trainer overhead**: steps through the shared loop (:func:`microprep.training.loop.fit`:
    autocast context, gradient scaler, schedule, loss bookkeeping, progress bar) against a bare
@@ -40,11 +42,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from microprep.augment import AugmentConfig, parse_geometry, parse_noise
 from microprep.cli.main import main as prep
 from microprep.data import SegmentationDataset
 from microprep.data.loader import make_loader
 from microprep.training.config import build_config, trainer_schema
+from microprep.training.datasets import SMALL_DATASET, augment_config
 from microprep.training.job import TrainJob
 from microprep.training.loop import fit, prepare
 from microprep.training.rundir import RunDir
@@ -75,9 +77,16 @@ def network(k: int) -> UNet:
 
 def loader_rate(store: Path, window: int, batch: int, batches: int) -> float:
     """Samples per second from a 2-worker loader (after the workers are up)."""
-    aug = AugmentConfig(noise=parse_noise("gaussian"), geometry=parse_geometry("flip,rot90"))
+    aug = augment_config({"noise": None, "geometry": "flip,rot90"}, images=SMALL_DATASET)
+    assert aug is not None and aug.recipe == "microscopy"
     ds = SegmentationDataset(
-        store, split="train", window=window, stride=window // 2, augment=aug, seed=0
+        store,
+        split="train",
+        window=window,
+        stride=window // 2,
+        augment=aug,
+        seed=0,
+        samples_per_epoch=batch * batches,
     )
     loader = make_loader(ds, batch_size=batch, shuffle=True, seed=0, workers=2)
     it = iter(loader)
