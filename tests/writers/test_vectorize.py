@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from microprep.readers.cvat_shapes import decode_cvat_rle
+from microprep.readers.cvat_rle import decode_cvat_rle
 from microprep.writers.vectorize import class_regions, encode_cvat_rle, hole_free, paint_polygons
 from writers.helpers import tricky_map
 

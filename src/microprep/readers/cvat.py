@@ -84,7 +84,8 @@ from microprep.errors import FormatError, InputError, UnsafeInputError
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap, LabelSpec, Shape
 from microprep.paths import check_relative_name
 from microprep.readers.cvat_meta import CvatMeta, parse_meta, parse_side
-from microprep.readers.cvat_shapes import ShapeReader, decode_cvat_rle
+from microprep.readers.cvat_rle import decode_cvat_rle
+from microprep.readers.cvat_shapes import ShapeReader
 from microprep.readers.cvat_video import MAX_FRAMES, VideoFrames
 from microprep.readers.fingerprint import check_unchanged, file_fingerprint
 from microprep.readers.image_sizes import MAX_IMAGE_SIDE

@@ -1,12 +1,9 @@
-"""CVAT 1.1 shape elements to :class:`~microprep.model.Shape`, and the CVAT mask RLE decoder.
+"""CVAT 1.1 shape elements to :class:`~microprep.model.Shape`.
 
 Used by :mod:`microprep.readers.cvat` for the shapes inside ``<image>`` (CVAT for images) and
 inside ``<track>`` (CVAT for video). Coordinates stay ``float64`` pixel units exactly as written
-(nothing is rounded); rotation stays in degrees.
-
-Example:
-    >>> decode_cvat_rle("1,2,1", width=2, height=2).astype(int).tolist()
-    [[0, 1], [1, 0]]
+(nothing is rounded); rotation stays in degrees. Mask RLE: :mod:`microprep.readers.cvat_rle`
+(:func:`decode_cvat_rle` is re-exported here).
 """
 
 from __future__ import annotations
@@ -24,8 +21,11 @@ from numpy.typing import NDArray
 
 from microprep.errors import FormatError, GeometryError
 from microprep.model import Shape, ShapeKind
+from microprep.readers.cvat_rle import decode_cvat_rle, rle_runs, runs_to_mask
 from microprep.readers.names import check_label_name
 from microprep.readers.xmlsafe import line_of
+
+__all__ = ["MIN_POINTS", "SHAPE_TAGS", "ShapeReader", "decode_cvat_rle", "skeleton_points"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,59 +38,6 @@ SHAPE_TAGS: Final[frozenset[str]] = frozenset(
 MIN_POINTS: Final[dict[str, int]] = {"polygon": 3, "polyline": 2, "points": 1}
 
 _NO_POINTS: Final = np.zeros((0, 2), dtype=np.float64)
-
-
-def _rle_runs(rle: str, width: int, height: int) -> NDArray[np.int64]:
-    """The run lengths of a CVAT mask RLE, checked against ``width * height``.
-
-    Raises ValueError for a malformed string, negative runs or a sum other than
-    ``width * height``; nothing of size ``width * height`` is allocated before the check.
-    """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"mask size {width}x{height} must be positive")
-    total = width * height
-    text = rle.strip()
-    if not text:
-        raise ValueError("the RLE is empty")
-    try:
-        runs = np.array(text.split(","), dtype=np.int64)
-    except (ValueError, OverflowError) as exc:
-        raise ValueError("the RLE is not a comma-separated list of integers") from exc
-    if runs.min() < 0:
-        raise ValueError("the RLE has a negative run length")
-    if runs.max() > total:
-        raise ValueError(f"an RLE run is longer than the whole mask ({width}x{height} = {total})")
-    run_sum = int(runs.sum())
-    if run_sum != total:
-        raise ValueError(
-            f"the RLE runs add up to {run_sum} pixels, but the mask is "
-            f"{width}x{height} = {total} pixels"
-        )
-    return runs
-
-
-def _runs_to_mask(runs: NDArray[np.int64], width: int, height: int) -> NDArray[np.bool_]:
-    values = np.zeros(len(runs), dtype=np.bool_)
-    values[1::2] = True
-    return np.repeat(values, runs).reshape(height, width)
-
-
-def decode_cvat_rle(rle: str, width: int, height: int) -> NDArray[np.bool_]:
-    """Decode a CVAT mask RLE into a ``(height, width)`` bool array.
-
-    ``rle`` is comma-separated run lengths (spaces allowed) over the mask's bounding box in
-    row-major order; the first run counts background (False) pixels, then runs alternate, so a
-    mask starting with a foreground pixel starts with a 0 run.
-
-    Raises:
-        ValueError: malformed string, negative run, sizes not positive, or runs that do not add up
-            to ``width * height`` (checked before anything is allocated).
-
-    Example:
-        >>> decode_cvat_rle("0,3,1", width=2, height=2).tolist()
-        [[True, True], [True, False]]
-    """
-    return _runs_to_mask(_rle_runs(rle, width, height), width, height)
 
 
 def _short(value: str, limit: int = 40) -> str:
@@ -354,11 +301,11 @@ class ShapeReader:
                 where,
             )
         try:
-            runs = _rle_runs(self._required(elem, "rle", where), width, height)
+            runs = rle_runs(self._required(elem, "rle", where), width, height)
         except ValueError as exc:
             raise self._geometry(f"bad mask RLE: {exc}", elem, where) from exc
         pts = np.array([[left, top], [left + width, top + height]], dtype=np.float64)
-        bitmap = _runs_to_mask(runs, width, height) if self.decode_masks else None
+        bitmap = runs_to_mask(runs, width, height) if self.decode_masks else None
         return pts, bitmap
 
     def _skeleton(

@@ -221,7 +221,7 @@ def paint_polygons(
 def encode_cvat_rle(mask: NDArray[np.bool_]) -> str:
     """The CVAT mask RLE of a bool mask (its bounding box): run lengths row-major, the first
     run counting background pixels (0 when the mask starts with a foreground pixel); the
-    inverse of :func:`microprep.readers.cvat_shapes.decode_cvat_rle`."""
+    inverse of :func:`microprep.readers.cvat_rle.decode_cvat_rle`."""
     flat = np.asarray(mask, bool).reshape(-1)
     if flat.size == 0:
         raise UsageError("cannot encode an empty mask")
