@@ -50,7 +50,7 @@ from microprep.writers.like import Like
 from microprep.writers.shapes import ImageShapes, OutShape
 from microprep.writers.vectorize import encode_cvat_rle
 
-__all__ = ["cvat_xml", "like_export"]
+__all__ = ["cvat_xml", "label_meta", "like_export"]
 
 #: An ``<image>`` of an export: ``(subset, id, name)``.
 ImageKey = tuple[str | None, int | None, str]
@@ -112,7 +112,9 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def _meta(classes: Sequence[str], colors: Sequence[Sequence[int]]) -> str:
+def label_meta(classes: Sequence[str], colors: Sequence[Sequence[int]]) -> str:
+    """The ``<labels>`` of a fresh ``<meta>``: each class, its colour and a ``score`` text
+    attribute."""
     labels = []
     for name, color in zip(classes[1:], colors[1:], strict=True):
         hex_color = "#{:02x}{:02x}{:02x}".format(*color[:3])
@@ -122,9 +124,13 @@ def _meta(classes: Sequence[str], colors: Sequence[Sequence[int]]) -> str:
             "<input_type>text</input_type><default_value></default_value><values></values>"
             "</attribute></attributes></label>"
         )
+    return f"<labels>{''.join(labels)}</labels>"
+
+
+def _meta(classes: Sequence[str], colors: Sequence[Sequence[int]]) -> str:
     return (
         "<meta><task><name>predictions</name><mode>annotation</mode>"
-        f"<labels>{''.join(labels)}</labels></task></meta>"
+        f"{label_meta(classes, colors)}</task></meta>"
     )
 
 
