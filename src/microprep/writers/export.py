@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from microprep.errors import UsageError
 from microprep.outputs import write_file_atomic
 from microprep.readers import ReadOptions
 from microprep.writers.coco import CocoKind, coco_json
 from microprep.writers.cvat import cvat_xml
+from microprep.writers.cvat_video import cvat_video_xml, store_volumes
 from microprep.writers.labelbox import labelbox_ndjson
 from microprep.writers.like import Like, read_like
-from microprep.writers.shapes import ImageShapes, ShapeAs, prediction_shapes
+from microprep.writers.shapes import ImageShapes, Prediction, ShapeAs, prediction_shapes
 from microprep.writers.via import via_json
 
 __all__ = ["TARGETS", "ExportOptions", "ExportSummary", "export_annotations"]
@@ -93,6 +94,9 @@ def export_annotations(pred: str | Path, out: str | Path, options: ExportOptions
         only=options.only,
         only_from=options.only_from,
     )
+    volumes = store_volumes(Path(pred), list(prediction.sizes))
+    if volumes:
+        return _export_volume(Path(pred), out, options, prediction, volumes)
     like: Like | None = None
     if options.like is not None:
         like = read_like(
@@ -130,3 +134,40 @@ def export_annotations(pred: str | Path, out: str | Path, options: ExportOptions
     )
     logger.info("wrote %d shapes of %d images to %s", summary.shapes, summary.images, out)
     return summary
+
+
+def _export_volume(
+    pred: Path,
+    out: Path,
+    options: ExportOptions,
+    prediction: Prediction,
+    volumes: list[tuple[str, Any]],
+) -> ExportSummary:
+    """A volume of the store as CVAT for video (:mod:`microprep.writers.cvat_video`)."""
+    name = volumes[0][0]
+    if options.to != "cvat":
+        raise UsageError(
+            f"{pred}: {name!r} is a volume; volumes are written as CVAT for video (--to cvat), "
+            f"not {options.to}"
+        )
+    if len(prediction.sizes) > 1:
+        raise UsageError(
+            f"{pred}: holds {len(prediction.sizes)} images or volumes; a CVAT for video file "
+            "holds one volume: write each with --only"
+        )
+    if options.like is not None or options.as_shape != "polygon" or options.simplify > 0:
+        raise UsageError(
+            f"{pred}: {name!r} is a volume: --like, --as mask and --simplify are not written "
+            "for volumes"
+        )
+    if prediction.kind != "semantic":  # pragma: no cover - instance stores are 2D
+        raise UsageError(f"{pred}: volumes are written from semantic predictions")
+    volume = volumes[0][1]
+    data, shapes = cvat_video_xml(
+        name, volume, classes=prediction.classes, colors=prediction.colors
+    )
+    write_file_atomic(out, data)
+    logger.info("wrote %d shapes of %d slices to %s", shapes, volume.shape[0], out)
+    return ExportSummary(
+        out=out, images=int(volume.shape[0]), shapes=shapes, changed_pixels=0, kind="volume"
+    )

@@ -11,6 +11,11 @@ Each line (the NDJSON that ``labelbox.MALPredictionImport.create_from_objects`` 
 export v2 or JSON export v1 of the project) both come from the export's data rows; without it
 the image name is taken for the global key. Labelbox polygons have no holes and MAL imports take
 no score, so scores are not written (instances are still written highest score first).
+Labelbox polygons cannot be joined into one object, so the pieces of an instance written as
+several polygons (a split mask, or holes cut out) carry the same nested free-text
+classification ``group_id`` (``"classifications": [{"name": "group_id", "answer": "3"}]``, the
+MAL form of a text sub-classification; the ontology needs a text classification ``group_id``
+under the tool); microprep's Labelbox reader joins them back into one object.
 
 Example:
     >>> from microprep.writers.shapes import ImageShapes, OutShape
@@ -31,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from microprep.readers.groups import GROUP_ATTRIBUTE
 from microprep.readers.jsonsafe import iter_ndjson, load_json
+from microprep.writers.groups import split_groups
 from microprep.writers.like import Like
 from microprep.writers.shapes import ImageShapes
 
@@ -79,13 +86,16 @@ def labelbox_ndjson(images: Iterable[ImageShapes], *, like: Like | None = None) 
     for image in images:
         name = like.images[image.name].name if like is not None else image.name
         ref = rows.get(name, {"globalKey": name})
+        split = split_groups(image.shapes)
         for shape in sorted(image.shapes, key=lambda s: -s.z_order):
             points = np.asarray(shape.points, np.float64)
-            record = {
+            record: dict[str, Any] = {
                 "uuid": str(uuid.uuid4()),
                 "dataRow": ref,
                 "name": shape.label,
                 "polygon": [{"x": _number(x), "y": _number(y)} for x, y in points],
             }
+            if shape.group in split:
+                record["classifications"] = [{"name": GROUP_ATTRIBUTE, "answer": str(shape.group)}]
             lines.append(json.dumps(record, separators=(",", ":")))
     return ("\n".join(lines) + "\n" if lines else "").encode("utf-8")

@@ -1,7 +1,8 @@
 """``--like EXPORT``: the original export whose labels, image ids, names and sizes a written
 file must match, read with microprep's own readers.
 
-A predicted image is matched to the export's image of the same name, else to the one image
+A predicted image is matched to the export's one image of the same name (or ``subset/name``,
+the store's name for images of a project export with several subsets), else to the one image
 whose file name (the last part of its name) is the same. A predicted image without a match, a
 size that differs, or a predicted class that the export has no label for is a
 :class:`~microprep.errors.UsageError`, raised before anything is written.
@@ -72,24 +73,29 @@ def match_images(
     Raises:
         UsageError: a predicted image with no match, or two matches, or another size.
     """
-    by_name = {info.name: info for info in images}
+    by_name: dict[str, list[ImageInfo]] = {}
+    for info in images:
+        by_name.setdefault(info.name, []).append(info)
+        if info.subset:  # the store's name of an image of a project export with subsets
+            by_name.setdefault(f"{info.subset}/{info.name}", []).append(info)
     by_file: dict[str, list[ImageInfo]] = {}
     for info in images:
         by_file.setdefault(PurePosixPath(info.name).name, []).append(info)
     out: dict[str, ImageInfo] = {}
     for name, (height, width) in sizes.items():
-        found = by_name.get(name)
-        if found is not None:
-            info = found
-        else:
-            candidates = by_file.get(PurePosixPath(name.replace("\\", "/")).name, [])
-            if len(candidates) != 1:
-                why = "no image" if not candidates else f"{len(candidates)} images"
-                raise UsageError(
-                    f"{where}: the predicted image {name!r} matches {why} of the export "
-                    f"(by name or file name); export the prediction of the export's images"
-                )
-            info = candidates[0]
+        candidates = by_name.get(name) or by_file.get(
+            PurePosixPath(name.replace("\\", "/")).name, []
+        )
+        if len(candidates) != 1:
+            why = "no image" if not candidates else f"{len(candidates)} images"
+            if len(candidates) > 1 and any(c.subset for c in candidates):
+                subsets = sorted({str(c.subset) for c in candidates})
+                why += f" (subsets {', '.join(subsets)}: name it SUBSET/{name})"
+            raise UsageError(
+                f"{where}: the predicted image {name!r} matches {why} of the export "
+                f"(by name or file name); export the prediction of the export's images"
+            )
+        info = candidates[0]
         if (info.height, info.width) != (height, width):
             raise UsageError(
                 f"{where}: image {info.name!r} is {info.width}x{info.height} in the export but "

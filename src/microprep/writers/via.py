@@ -17,7 +17,9 @@ and their regions) and replaces the regions of each predicted image; the class g
 region attribute named by ``--label-attribute``, else the declared region attribute whose
 options hold the classes, else ``class``. ``score`` is written only where a region attribute
 ``score`` is declared (always without ``--like``). Without ``--like`` the file size is -1
-(VIA's value for "unknown").
+(VIA's value for "unknown"). The pieces of an instance written as several polygons (a split
+mask, or holes cut out) share a text region attribute ``group_id`` (declared when written),
+which microprep's VIA reader turns back into one object.
 
 Example:
     >>> from microprep.writers.shapes import ImageShapes, OutShape
@@ -32,13 +34,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from microprep.errors import FormatError
+from microprep.readers.groups import GROUP_ATTRIBUTE
 from microprep.readers.jsonsafe import load_json
+from microprep.writers.groups import split_groups
 from microprep.writers.like import Like
 from microprep.writers.shapes import ImageShapes, OutShape
 
@@ -51,11 +55,13 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(float(value), 3)
 
 
-def _region(shape: OutShape, attribute: str, scored: bool) -> dict[str, Any]:
+def _region(shape: OutShape, attribute: str, scored: bool, split: Container[int]) -> dict[str, Any]:
     points = np.asarray(shape.points, np.float64)
     region_attrs = {attribute: shape.label}
     if scored and shape.score is not None:
         region_attrs["score"] = f"{shape.score:.4f}"
+    if shape.group in split:
+        region_attrs[GROUP_ATTRIBUTE] = str(shape.group)
     return {
         "shape_attributes": {
             "name": "polygon",
@@ -64,6 +70,9 @@ def _region(shape: OutShape, attribute: str, scored: bool) -> dict[str, Any]:
         },
         "region_attributes": region_attrs,
     }
+
+
+_GROUP_DECL = {"type": "text", "description": "pieces of one object", "default_value": ""}
 
 
 def _fresh(classes: Sequence[str]) -> dict[str, Any]:
@@ -79,6 +88,7 @@ def _fresh(classes: Sequence[str]) -> dict[str, Any]:
                     "default_options": {},
                 },
                 "score": {"type": "text", "description": "", "default_value": ""},
+                GROUP_ATTRIBUTE: _GROUP_DECL,
             },
             "file": {},
         },
@@ -117,14 +127,18 @@ def via_json(
             raise FormatError("--like: not a VIA 2 project or annotations JSON", file=like.path)
         project = loaded if "_via_img_metadata" in loaded else {"_via_img_metadata": loaded}
     metadata: dict[str, Any] = project["_via_img_metadata"]
-    declared = project.get("_via_attributes", {}).get("region", {})
+    bare = "_via_attributes" not in project  # an annotations JSON: no declarations to add to
+    attrs = project.get("_via_attributes")
+    declared = attrs.setdefault("region", {}) if isinstance(attrs, dict) else {}
     attribute = _class_attribute(declared, classes, label_attribute)
     scored = like is None or "score" in declared
     by_file = {str(v.get("filename")): k for k, v in metadata.items() if isinstance(v, dict)}
     for image in images:
-        regions = [
-            _region(s, attribute, scored) for s in sorted(image.shapes, key=lambda s: s.z_order)
-        ]
+        split = split_groups(image.shapes)
+        if split and not bare and isinstance(declared, dict):
+            declared.setdefault(GROUP_ATTRIBUTE, dict(_GROUP_DECL))
+        ordered = sorted(image.shapes, key=lambda s: s.z_order)
+        regions = [_region(s, attribute, scored, split) for s in ordered]
         name = like.images[image.name].name if like is not None else image.name
         key = by_file.get(name)
         if key is None:
@@ -133,6 +147,6 @@ def via_json(
             if isinstance(project.get("_via_image_id_list"), list):
                 project["_via_image_id_list"].append(key)
         metadata[key]["regions"] = regions
-    if like is not None and project.get("_via_img_metadata") is metadata and len(project) == 1:
+    if bare:
         return json.dumps(metadata, separators=(",", ":")).encode("utf-8")
     return json.dumps(project, separators=(",", ":")).encode("utf-8")

@@ -46,6 +46,7 @@ from typing import Any
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap, LabelSpec, Shape
 from microprep.readers import jsonsafe
 from microprep.readers.fingerprint import check_unchanged
+from microprep.readers.groups import regroup
 from microprep.readers.labelbox.checks import Checker, JsonPath, describe
 from microprep.readers.labelbox.images import ImageSource, KnownImages, NewImages
 from microprep.readers.labelbox.objects import LEGACY_KEYS, ObjectReader, summary
@@ -255,7 +256,7 @@ def _iter_labels(
         file, ObjectReader(file, masks=masks, build=True, checked=True, keys=LEGACY_KEYS), known
     )
     for info, shapes in walker.items(jsonsafe.load_json(path)):
-        yield AnnotatedImage(info, tuple(shapes))
+        yield AnnotatedImage(info, regroup(shapes))
     known.finish()
 
 

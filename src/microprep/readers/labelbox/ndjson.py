@@ -39,6 +39,7 @@ from microprep.errors import InputError
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo, LabelMap, LabelSpec, Shape
 from microprep.readers import jsonsafe
 from microprep.readers.fingerprint import check_unchanged
+from microprep.readers.groups import regroup
 from microprep.readers.labelbox.checks import Checker, JsonPath, describe
 from microprep.readers.labelbox.images import ImageSource, KnownImages, NewImages
 from microprep.readers.labelbox.objects import ObjectReader, summary
@@ -159,7 +160,7 @@ def _iter_rows(
     rows = _Rows(file, ObjectReader(file, masks=masks, build=True, checked=True), known)
     for line, row in _lines(path):
         for info, shapes in rows.row(row, line):
-            yield AnnotatedImage(info, tuple(shapes))
+            yield AnnotatedImage(info, regroup(shapes))
     known.finish()
 
 

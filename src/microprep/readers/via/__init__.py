@@ -79,6 +79,7 @@ from pathlib import Path
 
 from microprep.errors import FormatError
 from microprep.model import AnnotatedImage, AnnotationSet, ImageInfo
+from microprep.readers.groups import regroup
 from microprep.readers.options import ReadOptions
 from microprep.readers.via.csv_export import is_header, parse_csv
 from microprep.readers.via.jsonfast import load_json_text
@@ -208,7 +209,7 @@ def read_via(
     for message in warnings:
         emit(message)
     items = (
-        AnnotatedImage(ImageInfo(image.name, w, h, id=image.id), tuple(image_shapes))
+        AnnotatedImage(ImageInfo(image.name, w, h, id=image.id), regroup(image_shapes))
         for image, (w, h), image_shapes in zip(images, sizes, shapes, strict=True)
     )
     logger.debug("%s: %s, %d images, %d shapes", file, fmt, len(images), sum(map(len, shapes)))
