@@ -76,7 +76,7 @@ def test_a_3d_region_is_one_track_or_one_group(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--to", "via"], "volumes are written as CVAT for video (--to cvat), not via"),
+        (["--to", "via"], "or Labelbox video masks (--to labelbox), not via"),
         (["--to", "cvat", "--as", "mask"], "--as mask and --simplify are not written"),
     ],
 )

@@ -20,6 +20,7 @@ from microprep.writers.coco import CocoKind, coco_json
 from microprep.writers.cvat import cvat_xml
 from microprep.writers.cvat_video import cvat_video_xml, store_volumes
 from microprep.writers.labelbox import labelbox_ndjson
+from microprep.writers.labelbox_video import labelbox_video_ndjson
 from microprep.writers.like import Like, read_like
 from microprep.writers.shapes import ImageShapes, Prediction, ShapeAs, prediction_shapes
 from microprep.writers.via import via_json
@@ -143,17 +144,22 @@ def _export_volume(
     prediction: Prediction,
     volumes: list[tuple[str, Any]],
 ) -> ExportSummary:
-    """A volume of the store as CVAT for video (:mod:`microprep.writers.cvat_video`)."""
+    """The volumes of the store as CVAT for video (:mod:`microprep.writers.cvat_video`) or as a
+    Labelbox video mask import (:mod:`microprep.writers.labelbox_video`)."""
     name = volumes[0][0]
-    if options.to != "cvat":
+    if options.to not in ("cvat", "labelbox"):
         raise UsageError(
-            f"{pred}: {name!r} is a volume; volumes are written as CVAT for video (--to cvat), "
-            f"not {options.to}"
+            f"{pred}: {name!r} is a volume; volumes are written as CVAT for video (--to cvat) "
+            f"or Labelbox video masks (--to labelbox), not {options.to}"
         )
-    if len(prediction.sizes) > 1:
+    if options.to == "cvat" and len(prediction.sizes) > 1:
         raise UsageError(
             f"{pred}: holds {len(prediction.sizes)} images or volumes; a CVAT for video file "
             "holds one volume: write each with --only"
+        )
+    if len(volumes) != len(prediction.sizes):
+        raise UsageError(
+            f"{pred}: holds images and volumes; write the volumes and the images each with --only"
         )
     if options.like is not None or options.as_shape != "polygon" or options.simplify > 0:
         raise UsageError(
@@ -162,12 +168,15 @@ def _export_volume(
         )
     if prediction.kind != "semantic":  # pragma: no cover - instance stores are 2D
         raise UsageError(f"{pred}: volumes are written from semantic predictions")
-    volume = volumes[0][1]
-    data, shapes = cvat_video_xml(
-        name, volume, classes=prediction.classes, colors=prediction.colors
-    )
+    if options.to == "labelbox":
+        data, shapes = labelbox_video_ndjson(
+            volumes, classes=prediction.classes, colors=prediction.colors
+        )
+    else:
+        data, shapes = cvat_video_xml(
+            name, volumes[0][1], classes=prediction.classes, colors=prediction.colors
+        )
     write_file_atomic(out, data)
-    logger.info("wrote %d shapes of %d slices to %s", shapes, volume.shape[0], out)
-    return ExportSummary(
-        out=out, images=int(volume.shape[0]), shapes=shapes, changed_pixels=0, kind="volume"
-    )
+    slices = sum(int(volume.shape[0]) for _, volume in volumes)
+    logger.info("wrote %d shapes of %d slices to %s", shapes, slices, out)
+    return ExportSummary(out=out, images=slices, shapes=shapes, changed_pixels=0, kind="volume")
