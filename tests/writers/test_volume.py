@@ -78,6 +78,7 @@ def test_a_3d_region_is_one_track_or_one_group(tmp_path: Path) -> None:
     [
         (["--to", "via"], "or Labelbox video masks (--to labelbox), not via"),
         (["--to", "cvat", "--as", "mask"], "--as mask and --simplify are not written"),
+        (["--to", "labelbox", "--simplify", "1"], "--as mask and --simplify are not written"),
     ],
 )
 def test_volume_refusals_exit_2(

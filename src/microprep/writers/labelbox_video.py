@@ -90,7 +90,7 @@ def instance_colors(classes: Sequence[str], colors: Sequence[Sequence[int]]) -> 
 
 def _png(rgb: NDArray[np.uint8]) -> str:
     buffer = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buffer, format="PNG", optimize=True)
+    Image.fromarray(rgb, "RGB").save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
