@@ -143,8 +143,9 @@ class BaseTrainer:
         return None
 
     def configure_monitor(self, job: TrainJob) -> tuple[str, str]:
-        """``(monitor, mode)``: the configured metric; ``loss`` falls, the others rise."""
-        monitor = str(job.config["monitor"])
+        """``(monitor, mode)``: ``monitor`` of the configuration (default ``loss``); ``loss``
+        falls, the others rise."""
+        monitor = str(job.config.get("monitor", "loss"))
         return monitor, "min" if monitor == "loss" else "max"
 
     def checkpoint_extra(self, setup: Setup) -> dict[str, Any]:
