@@ -55,7 +55,10 @@ class FakeTrainer(BaseTrainer):
 
     def configure_evaluate(self, setup: Setup) -> Any:
         def evaluate(net: torch.nn.Module, loader: Any, device: Any, _p: Any) -> dict[str, float]:
-            hits = [(net(b["image"]).argmax(1) == b["target"]).float().mean() for b in loader]
+            hits = [
+                (net(b["image"].to(device)).argmax(1) == b["target"].to(device)).float().mean()
+                for b in loader
+            ]
             return {"acc": float(torch.stack(hits).mean())}
 
         return evaluate

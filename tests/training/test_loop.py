@@ -192,7 +192,7 @@ def test_a_run_that_finishes_is_not_early(
 
 
 def test_epoch_line_names_epoch_losses_metrics_and_eta() -> None:
-    from microprep.training.loop import epoch_line
+    from microprep.training.curves import epoch_line
 
     row = {"epoch": 3, "lr": 0.1, "train_loss": 0.25, "val_iou_macro": 0.5, "seconds": 12.0}
     line = epoch_line(row, epochs=5, durations=[10.0, 20.0, 30.0])

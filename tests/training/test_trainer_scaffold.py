@@ -103,6 +103,16 @@ def test_a_trainers_option_is_checked_by_the_cli(
     assert code == 2 and not (tmp_path / "p").exists()
 
 
+def test_the_example_of_docs_plugins_md_follows_the_protocol() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    space: dict[str, Any] = {}
+    exec(compile(code, "docs/plugins.md", "exec"), space)
+    trainer = plugins.check_trainer(space["MyTrainer"](), "mine")
+    assert plugins.predict_options_of(trainer, "mine")["smoothing"]["default"] == 1.0
+    assert trainer.config_schema()["properties"]["monitor"]["default"] == "acc"
+
+
 def test_predict_schemas_are_checked() -> None:
     with pytest.raises(UsageError, match="'overlap' is a shared option"):
         check_predict_schema({"properties": {"overlap": {"type": "number"}}}, "mine")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from tqdm import tqdm
 from microprep.progress import progress_logger
 from microprep.training import distributed
 from microprep.training.checkpoint import CheckpointState, load_latest, prune, save_checkpoint
-from microprep.training.curves import draw_curves
+from microprep.training.curves import draw_curves, epoch_line
 from microprep.training.job import TrainJob
 from microprep.training.runtime import Precision, choose_device, rng_state, seed_everything
 from microprep.training.runtime import set_rng_state as _set_rng
@@ -70,28 +70,6 @@ def set_epoch(loader: DataLoader[Any] | None, epoch: int) -> None:
         hook = getattr(obj, "set_epoch", None)
         if callable(hook):
             hook(epoch)
-
-
-def epoch_line(row: Mapping[str, Any], *, epochs: int, durations: Sequence[float]) -> str:
-    """One log line for a finished epoch: its number, losses, validation metrics, seconds and
-    the estimated time left (the mean epoch so far times the epochs left).
-
-    Example:
-        >>> epoch_line({"epoch": 2, "train_loss": 0.5, "val_iou_macro": 0.71, "seconds": 30.0},
-        ...            epochs=4, durations=[30.0, 30.0])
-        'epoch 2/4: train_loss 0.5000, val_iou_macro 0.7100, 30.0 s, ETA 1 min 0 s'
-    """
-    epoch = int(row["epoch"])
-    parts = [
-        f"{key} {float(value):.4f}"
-        for key, value in row.items()
-        if key.endswith("loss") or key.startswith("val_")
-    ]
-    left = (sum(durations) / max(len(durations), 1)) * (epochs - epoch)
-    minutes, seconds = divmod(round(left), 60)
-    parts.append(f"{float(row.get('seconds', 0.0)):.1f} s")
-    parts.append(f"ETA {minutes} min {seconds} s")
-    return f"epoch {epoch}/{epochs}: " + ", ".join(parts)
 
 
 @dataclass(frozen=True)
