@@ -22,7 +22,10 @@ from microprep.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from microprep.training.config import build_config, trainer_schema
+from microprep.training.job import TrainJob
 from microprep.training.predict_options import check_predict_schema, predict_options
+from microprep.training.rundir import RunDir
 
 from .helpers import learnable_store
 
@@ -103,14 +106,20 @@ def test_a_trainers_option_is_checked_by_the_cli(
     assert code == 2 and not (tmp_path / "p").exists()
 
 
-def test_the_example_of_docs_plugins_md_follows_the_protocol() -> None:
+def test_the_example_of_docs_plugins_md_trains(trained: tuple[Path, Path], tmp_path: Path) -> None:
     text = (Path(__file__).parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
     space: dict[str, Any] = {}
     exec(compile(code, "docs/plugins.md", "exec"), space)
     trainer = plugins.check_trainer(space["MyTrainer"](), "mine")
     assert plugins.predict_options_of(trainer, "mine")["smoothing"]["default"] == 1.0
-    assert trainer.config_schema()["properties"]["monitor"]["default"] == "acc"
+    store, _ = trained
+    options = {"epochs": 1, "batch_size": 2, "device": "cpu", "data.workers": 0, "data.window": 16}
+    config = build_config(trainer_schema(trainer.config_schema()), options=options)
+    run = RunDir.create(tmp_path / "run", trainer="mine", dataset=store, config=config)
+    summary = trainer.fit(TrainJob(dataset=store, config=config, run=run, progress=False))
+    assert summary["epochs_run"] == 1 and summary["monitor"] == "acc"
+    assert 0.0 <= summary["final"]["val_acc"] <= 1.0 and (run.checkpoints / BEST).is_file()
 
 
 def test_predict_schemas_are_checked() -> None:
