@@ -1,7 +1,10 @@
 """Trainer plugins: the :class:`Trainer` protocol and discovery through entry points.
 
 A trainer is any object with a ``name``, a one-line ``summary``, a JSON Schema for its own
-configuration keys (:meth:`Trainer.config_schema`), ``fit`` and ``predict``. Packages register
+configuration keys (:meth:`Trainer.config_schema`), ``fit`` and ``predict``, and optionally a
+JSON Schema of its own ``prep predict`` options (:meth:`Trainer.predict_schema`, see
+:mod:`microprep.training.predict_options`). :class:`microprep.training.trainer.BaseTrainer`
+gives the shared scaffolding of ``fit``. Packages register
 a trainer *class* (or factory) in the entry-point group ``microprep.trainers``::
 
     [project.entry-points."microprep.trainers"]
@@ -58,6 +61,17 @@ class Trainer(Protocol):
 
         It is merged with the shared schema (``schemas/train-config.schema.json``): its
         ``properties`` add keys, or add sub-keys to shared objects such as ``data``.
+        """
+        ...
+
+    def predict_schema(self) -> dict[str, Any]:
+        """JSON Schema of the trainer's own ``prep predict`` options (optional: a trainer
+        without it has none).
+
+        Its ``properties`` are flat options (boolean flags, numbers, integers, strings) with a
+        ``default`` and a ``description``; each becomes a ``prep predict`` option
+        (``score_threshold``: ``--score-threshold``) whose value reaches ``predict`` in
+        ``request.options``. See :mod:`microprep.training.predict_options`.
         """
         ...
 
@@ -123,7 +137,41 @@ def check_trainer(obj: Any, name: str) -> Trainer:
     schema = obj.config_schema()
     if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
         raise PluginError(f"trainer plugin {name!r}: config_schema() must be an object schema")
+    try:
+        predict_options_of(obj, name)
+    except UsageError as exc:
+        raise PluginError(str(exc)) from exc
     return obj  # type: ignore[no-any-return]
+
+
+def predict_options_of(trainer: Any, name: str) -> dict[str, dict[str, Any]]:
+    """The ``prep predict`` options trainer ``name`` declares (option -> property schema);
+    none when it has no ``predict_schema``.
+
+    Raises:
+        UsageError: the schema is not one of flat options (see
+            :func:`microprep.training.predict_options.check_predict_schema`).
+    """
+    from microprep.training.predict_options import check_predict_schema
+
+    method = getattr(trainer, "predict_schema", None)
+    if not callable(method):
+        return {}
+    return check_predict_schema(method(), name)
+
+
+def all_predict_options() -> dict[str, dict[str, dict[str, Any]]]:
+    """The ``prep predict`` options of every installed trainer that loads, by trainer name
+    (a broken trainer is left out here; it is reported when a run of it is predicted)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in discover():
+        try:
+            trainer = load_trainer(name)
+        except PluginError as exc:
+            logger.debug("trainer %s left out of the predict options: %s", name, exc)
+            continue
+        out[name] = predict_options_of(trainer, name)
+    return out
 
 
 def load_trainer(name: str) -> Trainer:

@@ -161,14 +161,14 @@ def test_curve_points_join_validation_epochs() -> None:
 def test_time_limit_stops_before_an_epoch_that_would_not_fit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import microprep.training.loop as loop
+    import microprep.training.stopping as stopping
 
-    monkeypatch.setattr(loop.time, "monotonic", lambda: 100.0)
+    monkeypatch.setattr(stopping.time, "monotonic", lambda: 100.0)
     # began at 0 s, this epoch ran from 40 s to 100 s: the next would end near 160 s
-    assert loop._out_of_time(0.0, [60.0], 150.0)  # 100 s used of 150: no room for 60
-    assert not loop._out_of_time(0.0, [60.0], 170.0)
+    assert stopping.out_of_time(0.0, [60.0], 150.0)  # 100 s used of 150: no room for 60
+    assert not stopping.out_of_time(0.0, [60.0], 170.0)
     # the estimate is the mean epoch: [20, 60] -> 40 s, so 100 + 40 fits in 150
-    assert not loop._out_of_time(0.0, [20.0, 60.0], 150.0)
+    assert not stopping.out_of_time(0.0, [20.0, 60.0], 150.0)
 
 
 def test_time_limit_in_a_run(store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -192,7 +192,7 @@ def test_a_run_that_finishes_is_not_early(
 
 
 def test_epoch_line_names_epoch_losses_metrics_and_eta() -> None:
-    from microprep.training.loop import epoch_line
+    from microprep.training.curves import epoch_line
 
     row = {"epoch": 3, "lr": 0.1, "train_loss": 0.25, "val_iou_macro": 0.5, "seconds": 12.0}
     line = epoch_line(row, epochs=5, durations=[10.0, 20.0, 30.0])

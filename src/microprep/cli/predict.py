@@ -1,7 +1,9 @@
 """``prep predict RUN_DIR INPUT --out PRED.zarr``: tiled inference with a trained run.
 
 The run directory says which trainer made it; that trainer's ``predict`` does the work (class
-maps for U-Net runs, instances for Mask R-CNN runs).
+maps for U-Net runs, instances for Mask R-CNN runs). The options every trainer takes are below;
+each trainer adds its own from its ``predict_schema()`` (:mod:`microprep.cli.trainer_options`),
+such as U-Net's ``--probabilities`` and Mask R-CNN's ``--score-threshold``.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from pathlib import Path
 import click
 
 from microprep.cli.options import force_option, guard_outputs, parse_ints, window_value
+from microprep.cli.trainer_options import TrainerOptionsCommand
+from microprep.training.predict_options import PREDICT_DEFAULTS as DEFAULTS
 
 
-@click.command("predict")
+@click.command("predict", cls=TrainerOptionsCommand)
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("source", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="PRED.zarr")
@@ -25,7 +29,7 @@ from microprep.cli.options import force_option, guard_outputs, parse_ints, windo
 @click.option(
     "--overlap",
     type=click.FloatRange(0, 0.9),
-    default=0.25,
+    default=DEFAULTS["overlap"],
     show_default=True,
     help="Fraction of the window shared by neighbouring tiles.",
 )
@@ -34,9 +38,12 @@ from microprep.cli.options import force_option, guard_outputs, parse_ints, windo
     callback=parse_ints,
     help="Tile size: 256, or one per axis (32,128,128); default: the training window.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
-@click.option("--probabilities", is_flag=True, help="Also store class probabilities (U-Net).")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True
+)
+@click.option(
+    "--device", default=DEFAULTS["device"], show_default=True, help="auto, cpu, cuda, cuda:N."
+)
 @click.option(
     "--uncertainty",
     is_flag=True,
@@ -52,20 +59,6 @@ from microprep.cli.options import force_option, guard_outputs, parse_ints, windo
     metavar="[all|flips|N]",
     help="Test-time augmentation (U-Net): average over the flips and turns of each tile "
     "(alone: all 8 in 2D, 48 in 3D; flips; or the first N).",
-)
-@click.option(
-    "--score-threshold",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="Keep instances scoring at least this (Mask R-CNN).",
-)
-@click.option(
-    "--mask-threshold",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="Mask probability threshold (Mask R-CNN).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary.")
 @force_option

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from microprep.errors import PrepError
+from microprep.errors import PrepError, UsageError
 from microprep.training.rundir import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,69 @@ _EPOCH = re.compile(r"^epoch-(\d+)\.pt$")
 
 class CheckpointError(PrepError):
     """A checkpoint that is missing, truncated, altered or not a microprep checkpoint."""
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    """What :func:`microprep.training.loop.fit` saves after every epoch: the one place that
+    names the keys of a checkpoint.
+
+    ``model`` … ``scaler`` are state dicts; ``history`` (the rows of ``metrics.csv``),
+    ``config`` and ``extra`` (JSON-safe facts of the trainer, e.g. classes and window) are
+    stored as JSON text, so that the file stays plain containers and tensors.
+
+    Example:
+        >>> state = CheckpointState(model={}, optimizer={}, scheduler={}, scaler={}, epoch=2,
+        ...     rng={}, history=[{"epoch": 1}], best=0.5, best_epoch=1, stale=1,
+        ...     config={"epochs": 3}, trainer="unet", extra={"classes": ["a"]})
+        >>> saved = state.as_dict()
+        >>> saved["history"], CheckpointState.from_dict(saved) == state
+        ('[{"epoch": 1}]', True)
+    """
+
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    scaler: dict[str, Any]
+    epoch: int
+    rng: dict[str, Any]
+    history: list[dict[str, Any]]
+    best: float | None
+    best_epoch: int
+    stale: int
+    config: dict[str, Any]
+    trainer: str
+    extra: dict[str, Any]
+
+    #: the fields saved as JSON text
+    JSON_FIELDS = ("history", "config", "extra")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The dictionary that :func:`save_checkpoint` writes."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in self.JSON_FIELDS:
+            out[key] = json.dumps(out[key])
+        return out
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any], *, path: Path | None = None) -> CheckpointState:
+        """The state of a loaded checkpoint (see :func:`load_checkpoint`).
+
+        Raises:
+            CheckpointError: keys are missing (not a checkpoint of the training loop).
+        """
+        names = [f.name for f in fields(cls)]
+        missing = [name for name in names if name not in state]
+        if missing:
+            raise CheckpointError(
+                f"{path or 'checkpoint'}: not a training checkpoint (no {', '.join(missing)})"
+            )
+        values = {name: state[name] for name in names}
+        for key in cls.JSON_FIELDS:
+            values[key] = json.loads(values[key])
+        values["epoch"], values["best_epoch"] = int(values["epoch"]), int(values["best_epoch"])
+        values["stale"] = int(values["stale"])
+        return cls(**values)
 
 
 def _digest_path(path: Path) -> Path:
@@ -149,3 +214,23 @@ def prune(folder: Path, *, keep: int) -> None:
     for _, path in epoch_checkpoints(folder)[:-keep]:
         path.unlink(missing_ok=True)
         _digest_path(path).unlink(missing_ok=True)
+
+
+def checkpoint_for_prediction(
+    folder: Path, given: Path | None = None, *, map_location: Any = "cpu"
+) -> tuple[Path, dict[str, Any]]:
+    """``(path, state)`` to predict with: ``given``, else ``folder/best.pt``, else the newest
+    epoch checkpoint of ``folder`` that verifies and loads.
+
+    Raises:
+        UsageError: no usable checkpoint in ``folder``. CheckpointError: a ``given`` or best
+            checkpoint that fails verification.
+    """
+    if given is not None:
+        return given, load_checkpoint(given, map_location=map_location)
+    if (folder / BEST).is_file():
+        return folder / BEST, load_checkpoint(folder / BEST, map_location=map_location)
+    found = load_latest(folder, map_location=map_location)
+    if found is None:
+        raise UsageError(f"{folder.parent}: no usable checkpoint to predict with")
+    return found

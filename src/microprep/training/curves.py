@@ -1,5 +1,5 @@
 """Training curves as a PNG (matplotlib, headless): losses on the left, validation metrics on
-the right, one point per epoch.
+the right, one point per epoch; and :func:`epoch_line`, the log line of one epoch.
 
 Example:
     >>> import tempfile
@@ -87,3 +87,25 @@ def draw_curves(
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     write_atomic(out, buf.getvalue())
+
+
+def epoch_line(row: Mapping[str, Any], *, epochs: int, durations: Sequence[float]) -> str:
+    """One log line for a finished epoch: its number, losses, validation metrics, seconds and
+    the estimated time left (the mean epoch so far times the epochs left).
+
+    Example:
+        >>> epoch_line({"epoch": 2, "train_loss": 0.5, "val_iou_macro": 0.71, "seconds": 30.0},
+        ...            epochs=4, durations=[30.0, 30.0])
+        'epoch 2/4: train_loss 0.5000, val_iou_macro 0.7100, 30.0 s, ETA 1 min 0 s'
+    """
+    epoch = int(row["epoch"])
+    parts = [
+        f"{key} {float(value):.4f}"
+        for key, value in row.items()
+        if key.endswith("loss") or key.startswith("val_")
+    ]
+    left = (sum(durations) / max(len(durations), 1)) * (epochs - epoch)
+    minutes, seconds = divmod(round(left), 60)
+    parts.append(f"{float(row.get('seconds', 0.0)):.1f} s")
+    parts.append(f"ETA {minutes} min {seconds} s")
+    return f"epoch {epoch}/{epochs}: " + ", ".join(parts)

@@ -4,9 +4,11 @@ A plugin builds its model and data loaders, then hands them to :func:`fit` with 
 functions: ``train_step(model, batch, device) -> (loss, logs)`` and ``evaluate(model, loader,
 device, precision) -> metrics``. :func:`fit` does the rest, the same way for every plugin:
 optimiser and schedule, mixed precision, gradient clipping, DistributedDataParallel, progress
-bars, per-epoch validation, ``metrics.csv`` and ``curves.png``, atomic checkpoints (model,
-optimiser, scheduler, scaler, epoch, RNG states, history, configuration), ``--resume`` from the
-last good checkpoint, early stopping, a target metric, a time budget, and ``summary.json``.
+bars, per-epoch validation, ``metrics.csv`` and ``curves.png``, atomic checkpoints
+(:class:`~microprep.training.checkpoint.CheckpointState`), ``--resume`` from the last good
+checkpoint, early stopping, a target metric, a time budget (:mod:`.stopping`), and
+``summary.json``. Its parts: :func:`resume`, :func:`train_epoch`, :func:`validate`,
+:func:`save_epoch` and the stop rules of :func:`microprep.training.stopping.stop_reason`.
 
 Call :func:`prepare` first: it seeds every generator and picks the device, so that the model
 the plugin then builds starts from the same weights in every run with the same seed.
@@ -14,11 +16,10 @@ the plugin then builds starts from the same weights in every run with the same s
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +29,13 @@ from tqdm import tqdm
 
 from microprep.progress import progress_logger
 from microprep.training import distributed
-from microprep.training.checkpoint import load_latest, prune, save_checkpoint
-from microprep.training.curves import draw_curves
+from microprep.training.checkpoint import CheckpointState, load_latest, prune, save_checkpoint
+from microprep.training.curves import draw_curves, epoch_line
 from microprep.training.job import TrainJob
 from microprep.training.runtime import Precision, choose_device, rng_state, seed_everything
 from microprep.training.runtime import set_rng_state as _set_rng
 from microprep.training.schedule import make_optimizer, make_scheduler
+from microprep.training.stopping import Progress, stop_reason
 
 logger = logging.getLogger(__name__)
 
@@ -70,76 +72,118 @@ def set_epoch(loader: DataLoader[Any] | None, epoch: int) -> None:
             hook(epoch)
 
 
-def _out_of_time(began: float, durations: list[float], budget: float) -> bool:
-    """True when the next epoch would end past ``budget`` seconds after ``began`` (its length
-    estimated as the mean of ``durations``, the epochs run so far).
+@dataclass(frozen=True)
+class Parts:
+    """What the epochs of one run update: the model (and ``net``, the same model wrapped for
+    DistributedDataParallel when distributed), its optimiser and schedule, and the runtime."""
 
-    Stopping *before* an epoch that would not fit keeps the run inside its budget, instead of
-    overrunning it by up to one epoch; the epochs run are always whole.
+    model: torch.nn.Module
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    runtime: Runtime
+
+
+def resume(job: TrainJob, parts: Parts) -> Progress:
+    """Load the newest good checkpoint of ``job.run`` into ``parts`` (model, optimiser,
+    schedule, scaler, RNG states); the progress it had. A fresh :class:`Progress` without one.
     """
-    now = time.monotonic()
-    return now - began + sum(durations) / max(len(durations), 1) > budget
+    found = load_latest(job.run.checkpoints, map_location=parts.runtime.device)
+    if found is None:
+        logger.warning("%s: no good checkpoint to resume from; starting at epoch 1", job.run.path)
+        return Progress()
+    path, saved = found
+    state = CheckpointState.from_dict(saved, path=path)
+    parts.model.load_state_dict(state.model)
+    parts.optimizer.load_state_dict(state.optimizer)
+    parts.scheduler.load_state_dict(state.scheduler)
+    parts.runtime.precision.scaler.load_state_dict(state.scaler)
+    _set_rng(state.rng)
+    progress = Progress(
+        start=state.epoch + 1,
+        history=state.history,
+        best=state.best,
+        best_epoch=state.best_epoch,
+        stale=state.stale,
+    )
+    logger.info("resuming %s from %s (epoch %d)", job.run.path, path.name, progress.start)
+    return progress
 
 
-def _stop_reason(
-    cfg: Mapping[str, Any],
-    *,
-    stale: int,
-    value: float,
-    monitor: str,
-    mode: str,
-    began: float,
-    durations: list[float],
-    epoch_start: float,
-) -> str | None:
-    """Why the run stops after this epoch (early stopping, the target metric, the time
-    limit), or None to go on. The rules are tried in that order."""
-    patience = cfg["early_stopping"]["patience"]
-    target = cfg["target_metric"]
-    limit = cfg["time_limit_minutes"]
-    if patience is not None and stale >= int(patience):
-        return f"early stopping: no improvement of {monitor} in {patience} epochs"
-    if target is not None and _reached(value, float(target), mode=mode):
-        return f"{monitor} reached the target {target}"
-    if limit is not None and _out_of_time(began, durations, float(limit) * 60):
-        return f"time limit of {limit} minutes (another epoch would not fit)"
-    return None
+def train_epoch(
+    job: TrainJob, parts: Parts, loader: DataLoader[Any], train_step: TrainStep, epoch: int
+) -> float:
+    """One pass over ``loader``: forward in autocast, backward, clipping, optimiser and
+    schedule steps; the mean loss over every rank.
 
-
-def epoch_line(row: Mapping[str, Any], *, epochs: int, durations: Sequence[float]) -> str:
-    """One log line for a finished epoch: its number, losses, validation metrics, seconds and
-    the estimated time left (the mean epoch so far times the epochs left).
-
-    Example:
-        >>> epoch_line({"epoch": 2, "train_loss": 0.5, "val_iou_macro": 0.71, "seconds": 30.0},
-        ...            epochs=4, durations=[30.0, 30.0])
-        'epoch 2/4: train_loss 0.5000, val_iou_macro 0.7100, 30.0 s, ETA 1 min 0 s'
+    Raises:
+        FloatingPointError: a loss that is not finite.
     """
-    epoch = int(row["epoch"])
-    parts = [
-        f"{key} {float(value):.4f}"
-        for key, value in row.items()
-        if key.endswith("loss") or key.startswith("val_")
-    ]
-    left = (sum(durations) / max(len(durations), 1)) * (epochs - epoch)
-    minutes, seconds = divmod(round(left), 60)
-    parts.append(f"{float(row.get('seconds', 0.0)):.1f} s")
-    parts.append(f"ETA {minutes} min {seconds} s")
-    return f"epoch {epoch}/{epochs}: " + ", ".join(parts)
+    cfg, device, precision = job.config, parts.runtime.device, parts.runtime.precision
+    set_epoch(loader, epoch)
+    parts.net.train()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch}/{int(cfg['epochs'])}",
+        unit="batch",
+        leave=False,
+        disable=None if job.progress and job.dist.main else True,  # None: off if no terminal
+    )
+    for batch in bar:
+        parts.optimizer.zero_grad(set_to_none=True)
+        with precision.autocast():
+            loss, _logs = train_step(parts.net, batch, device)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"epoch {epoch}: the loss is {loss.item()}; lower lr or turn amp off"
+            )
+        precision.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+        if cfg["grad_clip"]:
+            precision.scaler.unscale_(parts.optimizer)
+            torch.nn.utils.clip_grad_norm_(parts.model.parameters(), float(cfg["grad_clip"]))
+        precision.scaler.step(parts.optimizer)
+        precision.scaler.update()
+        parts.scheduler.step()
+        total += loss.detach().to(torch.float64)
+        count += 1
+    bar.close()
+    return distributed.mean_over_ranks(float(total) / max(count, 1), device)
 
 
-def _improved(value: float, best: float | None, *, mode: str, min_delta: float) -> bool:
-    if math.isnan(value):
-        return False
-    if best is None:
-        return True
-    return value > best + min_delta if mode == "max" else value < best - min_delta
+def validate(parts: Parts, loader: DataLoader[Any], evaluate: Evaluate) -> dict[str, float]:
+    """``evaluate`` in eval mode without gradients; its metrics as ``val_<name>``."""
+    parts.net.eval()
+    with torch.no_grad():
+        metrics = evaluate(parts.model, loader, parts.runtime.device, parts.runtime.precision)
+    return {f"val_{k}": float(v) for k, v in metrics.items()}
 
 
-def _reached(value: float, target: float, *, mode: str) -> bool:
-    if math.isnan(value):
-        return False
-    return value >= target if mode == "max" else value <= target
+def save_epoch(
+    job: TrainJob, parts: Parts, progress: Progress, *, epoch: int, best: bool, extra: Any
+) -> None:
+    """The checkpoint of ``epoch`` (and ``best.pt``), pruning, ``metrics.csv``, curves."""
+    cfg, run = job.config, job.run
+    state = CheckpointState(
+        model=parts.model.state_dict(),
+        optimizer=parts.optimizer.state_dict(),
+        scheduler=parts.scheduler.state_dict(),
+        scaler=parts.runtime.precision.scaler.state_dict(),
+        epoch=epoch,
+        rng=rng_state(),
+        history=progress.history,
+        best=progress.best,
+        best_epoch=progress.best_epoch,
+        stale=progress.stale,
+        config=cfg,
+        trainer=run.trainer,
+        extra=dict(extra or {}),
+    )
+    save_checkpoint(run.checkpoints, state.as_dict(), epoch=epoch, best=best)
+    prune(run.checkpoints, keep=int(cfg["keep_checkpoints"]))
+    run.write_metrics(progress.history)
+    draw_curves(progress.history, run.curves_png, title=f"{run.trainer}: {run.path.name}")
 
 
 def fit(
@@ -163,145 +207,92 @@ def fit(
         mode: ``"max"`` or ``"min"``: which way ``monitor`` improves.
         extra: JSON-safe facts saved in every checkpoint (e.g. class names, window).
     """
-    cfg, run, info = job.config, job.run, job.dist
-    device, precision = runtime.device, runtime.precision
-    model.to(device)
+    cfg, info = job.config, job.dist
+    model.to(runtime.device)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
     scheduler = make_scheduler(optimizer, cfg, steps_per_epoch=len(train_loader))
-    net = distributed.wrap(model, info, device)
-    validate_any = val_loader is not None and evaluate is not None
-    if not validate_any:
+    net = distributed.wrap(model, info, runtime.device)
+    parts = Parts(model, net, optimizer, scheduler, runtime)
+    validating = val_loader is not None and evaluate is not None
+    if not validating:
         monitor, mode = "train_loss", "min"
-    start, history, best, best_epoch, stale = 1, [], None, 0, 0
-    if job.resume:
-        found = load_latest(run.checkpoints, map_location=device)
-        if found is None:
-            logger.warning("%s: no good checkpoint to resume from; starting at epoch 1", run.path)
-        else:
-            path, state = found
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            precision.scaler.load_state_dict(state["scaler"])
-            _set_rng(state["rng"])
-            start = int(state["epoch"]) + 1
-            history = json.loads(state["history"])
-            best, best_epoch, stale = state["best"], int(state["best_epoch"]), int(state["stale"])
-            logger.info("resuming %s from %s (epoch %d)", run.path, path.name, start)
+    progress = resume(job, parts) if job.resume else Progress()
     min_delta = float(cfg["early_stopping"]["min_delta"])
-    began, stop_reason, stopped_early = time.monotonic(), "all epochs done", False
+    began, stop, stopped_early = time.monotonic(), "all epochs done", False
     durations: list[float] = []  # wall seconds of each epoch this session, validation included
     epochs = int(cfg["epochs"])
-    for epoch in range(start, epochs + 1):
+    key = monitor if monitor == "train_loss" else f"val_{monitor}"
+    for epoch in range(progress.start, epochs + 1):
         t0 = time.monotonic()
-        set_epoch(train_loader, epoch)
-        net.train()
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        count = 0
-        bar = tqdm(
-            train_loader,
-            desc=f"epoch {epoch}/{epochs}",
-            unit="batch",
-            leave=False,
-            disable=None if job.progress and info.main else True,  # None: off when not a terminal
-        )
-        for batch in bar:
-            optimizer.zero_grad(set_to_none=True)
-            with precision.autocast():
-                loss, _logs = train_step(net, batch, device)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"epoch {epoch}: the loss is {loss.item()}; lower lr or turn amp off"
-                )
-            precision.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-            if cfg["grad_clip"]:
-                precision.scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
-            precision.scaler.step(optimizer)
-            precision.scaler.update()
-            scheduler.step()
-            total += loss.detach().to(torch.float64)
-            count += 1
-        bar.close()
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": distributed.mean_over_ranks(float(total) / max(count, 1), device),
-        }
-        validate = val_loader is not None and evaluate is not None
-        if validate and (epoch % int(cfg["val_every"]) == 0 or epoch == epochs):
-            net.eval()
-            with torch.no_grad():
-                metrics = evaluate(model, val_loader, device, precision)  # type: ignore[arg-type,misc]
-            row.update({f"val_{k}": float(v) for k, v in metrics.items()})
+        loss = train_epoch(job, parts, train_loader, train_step, epoch)
+        row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+        row["train_loss"] = loss
+        if validating and (epoch % int(cfg["val_every"]) == 0 or epoch == epochs):
+            row.update(validate(parts, val_loader, evaluate))  # type: ignore[arg-type]
         row["seconds"] = round(time.monotonic() - t0, 3)
         durations.append(time.monotonic() - t0)
-        history.append(row)
-        key = monitor if monitor == "train_loss" else f"val_{monitor}"
+        progress.history.append(row)
         value = float(row.get(key, math.nan))
-        is_best = _improved(value, best, mode=mode, min_delta=min_delta)
-        if is_best:
-            best, best_epoch, stale = value, epoch, 0
-        elif key in row:
-            stale += 1
+        is_best = progress.record(
+            value, epoch=epoch, key_present=key in row, mode=mode, min_delta=min_delta
+        )
         if info.main:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": precision.scaler.state_dict(),
-                "epoch": epoch,
-                "rng": rng_state(),
-                "history": json.dumps(history),
-                "best": best,
-                "best_epoch": best_epoch,
-                "stale": stale,
-                "config": json.dumps(cfg),
-                "trainer": run.trainer,
-                "extra": json.dumps(dict(extra or {})),
-            }
-            save_checkpoint(run.checkpoints, state, epoch=epoch, best=is_best)
-            prune(run.checkpoints, keep=int(cfg["keep_checkpoints"]))
-            run.write_metrics(history)
-            draw_curves(history, run.curves_png, title=f"{run.trainer}: {run.path.name}")
-        reason = _stop_reason(
-            cfg, stale=stale, value=value, monitor=monitor, mode=mode, began=began,
-            durations=durations, epoch_start=t0,
+            save_epoch(job, parts, progress, epoch=epoch, best=is_best, extra=extra)
+        reason = stop_reason(
+            cfg, stale=progress.stale, value=value, monitor=monitor, mode=mode, began=began,
+            durations=durations,
         )  # fmt: skip
         if info.main and job.progress:
             progress_logger.info("%s", epoch_line(row, epochs=epochs, durations=durations))
         if reason is not None:
-            stop_reason, stopped_early = reason, epoch < epochs
+            stop, stopped_early = reason, epoch < epochs
             break
     distributed.barrier()
     distributed.barrier()
-    last = history[-1] if history else {}
-    epochs_run = int(last.get("epoch", 0))
-    summary = {
-        "trainer": run.trainer,
-        "epochs_run": epochs_run,
-        "epochs_planned": epochs,
-        "stopped": stop_reason,
-        "stopped_early": stopped_early,
+    summary = _summary(job, runtime, progress, monitor=monitor, validating=validating, began=began)
+    summary.update(stopped=stop, stopped_early=stopped_early)
+    if info.main:
+        _finish(job, progress, summary)
+    return summary
+
+
+def _summary(
+    job: TrainJob,
+    runtime: Runtime,
+    progress: Progress,
+    *,
+    monitor: str,
+    validating: bool,
+    began: float,
+) -> dict[str, Any]:
+    last = progress.history[-1] if progress.history else {}
+    return {
+        "trainer": job.run.trainer,
+        "epochs_run": int(last.get("epoch", 0)),
+        "epochs_planned": int(job.config["epochs"]),
+        "stopped": "all epochs done",
+        "stopped_early": False,
         "monitor": monitor,
-        "validation": validate_any,
-        "best": best,
-        "best_epoch": best_epoch,
+        "validation": validating,
+        "best": progress.best,
+        "best_epoch": progress.best_epoch,
         "final": last,
         "seconds_this_session": round(time.monotonic() - began, 2),
-        "device": str(device),
-        "world_size": info.world_size,
+        "device": str(runtime.device),
+        "world_size": job.dist.world_size,
     }
-    if info.main:
-        if stopped_early:
-            logger.warning(
-                "%s: stopped after epoch %d of %d: %s", run.path, epochs_run, epochs, stop_reason
-            )
-            draw_curves(
-                history,
-                run.curves_png,
-                title=f"{run.trainer}: {run.path.name}",
-                note=f"stopped after epoch {epochs_run} of {epochs}: {stop_reason}",
-            )
-        run.write_summary(summary)
-    return summary
+
+
+def _finish(job: TrainJob, progress: Progress, summary: dict[str, Any]) -> None:
+    """Warn about (and mark on the curves) a run that stopped early; write ``summary.json``."""
+    run = job.run
+    if summary["stopped_early"]:
+        done, planned, why = summary["epochs_run"], summary["epochs_planned"], summary["stopped"]
+        logger.warning("%s: stopped after epoch %d of %d: %s", run.path, done, planned, why)
+        draw_curves(
+            progress.history,
+            run.curves_png,
+            title=f"{run.trainer}: {run.path.name}",
+            note=f"stopped after epoch {done} of {planned}: {why}",
+        )
+    run.write_summary(summary)

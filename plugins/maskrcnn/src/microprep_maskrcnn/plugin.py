@@ -1,15 +1,16 @@
 """The ``maskrcnn`` trainer: :class:`MaskRCNNTrainer` (entry point ``microprep.trainers``).
 
-``fit`` builds :class:`~microprep.data.InstanceDataset` loaders over the store's ``train`` and
-``val`` splits (2D stores only), a torchvision Mask R-CNN
+The trainer is a :class:`~microprep.training.trainer.BaseTrainer`: it builds
+:class:`~microprep.data.InstanceDataset` sets over the store's ``train`` and ``val`` splits
+(2D stores only) and a torchvision Mask R-CNN
 (:func:`~microprep_maskrcnn.model.build_model`: ``num_classes`` = the store's classes with
 background, ``in_channels`` from the images, sizes = the training window so crops are never
-resized, starting weights from a local file or none), and hands them to the shared loop
-(:func:`microprep.training.loop.fit`: checkpoints, resume, AMP, early stopping, curves,
-torchrun). A training step sums torchvision's five losses; anchors and proposals mostly on
-pixels that are not annotated are no negatives (:mod:`microprep_maskrcnn.ignore`);
-validation is COCO AP of boxes and masks on the validation windows
-(:mod:`microprep_maskrcnn.validation`).
+resized, starting weights from a local file or none); the base class makes the loaders and
+hands everything to the shared loop (:func:`microprep.training.loop.fit`: checkpoints, resume,
+AMP, early stopping, curves, torchrun). A training step sums torchvision's five losses;
+anchors and proposals mostly on pixels that are not annotated are no negatives
+(:mod:`microprep_maskrcnn.ignore`); validation is COCO AP of boxes and masks on the validation
+windows (:mod:`microprep_maskrcnn.validation`).
 
 ``predict`` (:mod:`microprep_maskrcnn.prediction`) rebuilds the network from the checkpoint and
 predicts every input tile by tile, merging objects across tile seams.
@@ -28,18 +29,12 @@ import torch
 from torchvision.models.detection import MaskRCNN  # type: ignore[import-untyped]
 
 from microprep.data import InstanceDataset, collate_instances
-from microprep.data.loader import make_loader
 from microprep.schemas import load_schema
-from microprep.training.datasets import (
-    DataSource,
-    augment_config,
-    train_and_val,
-    train_stride,
-    train_transform,
-)
+from microprep.training.datasets import DataSource, augment_config, train_stride, train_transform
 from microprep.training.job import PredictRequest, TrainJob
-from microprep.training.loop import Runtime, fit, prepare
+from microprep.training.loop import Evaluate, TrainStep
 from microprep.training.runtime import Precision
+from microprep.training.trainer import BaseTrainer, Setup
 from microprep_maskrcnn.model import build_model
 from microprep_maskrcnn.validation import evaluate_detector
 from microprep_maskrcnn.weights import WeightsError
@@ -47,6 +42,27 @@ from microprep_maskrcnn.weights import WeightsError
 __all__ = ["MaskRCNNTrainer", "build_network", "model_sizes", "train_step"]
 
 logger = logging.getLogger(__name__)
+
+#: Mask R-CNN's own ``prep predict`` options.
+PREDICT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "score_threshold": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.5,
+            "description": "Keep instances scoring at least this (Mask R-CNN).",
+        },
+        "mask_threshold": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.5,
+            "description": "Mask probability threshold (Mask R-CNN).",
+        },
+    },
+}
 
 
 def model_sizes(
@@ -147,26 +163,34 @@ def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> InstanceDatas
     )
 
 
-class MaskRCNNTrainer:
+class MaskRCNNTrainer(BaseTrainer):
     """Mask R-CNN (torchvision ResNet-50 FPN) for instance segmentation of 2D images."""
 
     name = "maskrcnn"
     summary = "Mask R-CNN ResNet-50 FPN (v1/v2), instance segmentation of 2D images, COCO AP"
+    collate_fn = staticmethod(collate_instances)
 
     def config_schema(self) -> dict[str, Any]:
         """The trainer's own keys (``schemas/maskrcnn-config.schema.json``)."""
         return load_schema("maskrcnn-config.schema.json")
 
-    def fit(self, job: TrainJob) -> dict[str, Any]:
-        """Train on the store's train split, validate on its val split (see the module doc)."""
-        cfg, data = job.config, job.config["data"]
-        runtime: Runtime = prepare(job)
-        weights = _weights(cfg)
-        if float(data.get("min_foreground") or 0) > 0:
+    def predict_schema(self) -> dict[str, Any]:
+        """``prep predict --score-threshold / --mask-threshold``."""
+        return PREDICT_SCHEMA
+
+    def check_job(self, job: TrainJob) -> None:
+        """A ``model.weights`` file that is not there stops the run before any data is read."""
+        _weights(job.config)
+        if float(job.config["data"].get("min_foreground") or 0) > 0:
             logger.warning("data.min_foreground is not used by maskrcnn: empty windows are kept")
-        train_set, val_set = train_and_val(
-            job.dataset, data, lambda source, train: _dataset(job, source, train=train)
-        )
+
+    def build_dataset(self, job: TrainJob, source: DataSource, *, train: bool) -> Any:
+        """An :class:`~microprep.data.InstanceDataset` (see :func:`_dataset`)."""
+        return _dataset(job, source, train=train)
+
+    def configure_model(self, setup: Setup) -> torch.nn.Module:
+        """The Mask R-CNN of ``model``, sized to the training window (no resizing)."""
+        cfg, train_set, m = setup.config, setup.train_set, setup.config["model"]
         if train_set.ignore_index is not None:
             logger.info(
                 "%s has pixels that are not annotated (ignore_index %d): anchors and proposals "
@@ -174,42 +198,35 @@ class MaskRCNNTrainer:
                 train_set.path,
                 train_set.ignore_index,
             )
+        weights = _weights(cfg)
         window = tuple(int(w) for w in train_set.window)
-        m = cfg["model"]
         sizes = model_sizes(window, min_size=m["min_size"], max_size=m["max_size"])
-        classes = list(train_set.classes)
-        model = build_network(
+        logger.info(
+            "Mask R-CNN %s: %d classes, %d channel(s), window %s, model sizes %s, %s",
+            m["variant"],
+            len(train_set.classes),
+            train_set.in_channels,
+            window,
+            sizes,
+            f"weights {weights}" if weights else "random weights",
+        )
+        model: torch.nn.Module = build_network(
             cfg,
-            num_classes=len(classes),
+            num_classes=len(train_set.classes),
             in_channels=train_set.in_channels,
             sizes=sizes,
             weights=weights,
         )
-        batch_size, workers = int(cfg["batch_size"]), int(data["workers"])
-        train_loader = make_loader(
-            train_set,
-            batch_size=batch_size,
-            shuffle=True,
-            seed=int(cfg["seed"]),
-            workers=workers,
-            drop_last=len(train_set) > batch_size,
-            collate_fn=collate_instances,
-            distributed=job.dist.distributed,
-            pin_memory=runtime.device.type == "cuda",
-        )
-        val_loader = (
-            make_loader(
-                val_set,
-                batch_size=batch_size,
-                shuffle=False,
-                seed=0,
-                workers=workers,
-                collate_fn=collate_instances,
-            )
-            if val_set is not None
-            else None
-        )
-        max_detections = max(100, int(m["box_detections_per_img"]))
+        return model
+
+    def configure_step(self, setup: Setup) -> TrainStep:
+        """:func:`train_step`: the sum of torchvision's five losses."""
+        return train_step
+
+    def configure_evaluate(self, setup: Setup) -> Evaluate:
+        """COCO AP of boxes and masks on the validation windows."""
+        cfg, classes = setup.config, list(setup.train_set.classes)
+        max_detections = max(100, int(cfg["model"]["box_detections_per_img"]))
 
         def evaluate(
             net: torch.nn.Module, loader: Any, device: torch.device, precision: Precision
@@ -224,39 +241,22 @@ class MaskRCNNTrainer:
                 max_detections=max_detections,
             )
 
-        logger.info(
-            "Mask R-CNN %s: %d classes, %d channel(s), window %s, model sizes %s, %s",
-            m["variant"],
-            len(classes),
-            train_set.in_channels,
-            window,
-            sizes,
-            f"weights {weights}" if weights else "random weights",
-        )
-        monitor = cfg["monitor"]
-        extra = {
-            "classes": classes,
-            "in_channels": train_set.in_channels,
-            "window": list(window),
-            "normalization": data["normalization"],
+        return evaluate
+
+    def checkpoint_extra(self, setup: Setup) -> dict[str, Any]:
+        """The base facts plus what rebuilds the network: variant, sizes, weights."""
+        cfg, m = setup.config, setup.config["model"]
+        weights = _weights(cfg)
+        window = tuple(int(w) for w in setup.train_set.window)
+        sizes = model_sizes(window, min_size=m["min_size"], max_size=m["max_size"])
+        return {
+            **super().checkpoint_extra(setup),
             "variant": m["variant"],
             "min_size": sizes[0],
             "max_size": sizes[1],
             "frozen_batch_norm": weights is not None,
             "weights": None if weights is None else str(weights),
         }
-        return fit(
-            job,
-            runtime,
-            model=model,
-            train_loader=train_loader,
-            val_loader=val_loader,
-            train_step=train_step,
-            evaluate=evaluate,
-            monitor=monitor,
-            mode="min" if monitor == "loss" else "max",
-            extra=extra,
-        )
 
     def predict(self, request: PredictRequest) -> dict[str, Any]:
         """Tiled instance prediction of ``request.source`` into ``request.out`` (zarr store,
