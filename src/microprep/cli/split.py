@@ -69,7 +69,8 @@ from microprep.splits import BY_CHOICES
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     metavar="OLD.splits.json",
     help="Keep every node of this earlier splits file in its split and assign only new nodes "
-    "(its --by, --seed, fractions, --axis and --gap are used); reports what was added/removed.",
+    "(its --by, --seed, fractions, --axis and --gap are used); region splits of a grown node "
+    "keep their old regions and get new ones for the new extent; reports what was added.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary.")
 def split_command(
@@ -150,9 +151,14 @@ def _update(dataset: Path, old_path: Path, out: Path | None, *, quiet: bool) -> 
     click.echo(
         f"{dataset}: updated {old_path} (by {old.by}, seed {old.seed}): {change.kept} nodes "
         f"kept their splits, {len(change.added)} added, {len(change.removed)} removed"
+        + (f", {len(change.grown)} grown" if change.grown else "")
     )
     for node, split in change.added:
         click.echo(f"  added   {node} -> {split}")
+    for growth in change.grown:
+        click.echo(f"  grown   {growth.node} {list(growth.old)} -> {list(growth.new)} px:")
+        for split, region in growth.regions:
+            click.echo(f"    {split:<5} {region}")
     for node in change.removed:
         click.echo(f"  removed {node}")
     click.echo(f"  splits -> {path}")
