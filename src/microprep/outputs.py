@@ -55,6 +55,11 @@ logger = logging.getLogger(__name__)
 #: A lock file that cannot be parsed is taken for one being written until it is this old (s).
 _UNREADABLE_LOCK_GRACE_S = 10.0
 
+#: The modes outputs are created with; the OS takes the umask off, as for a plain ``open()`` and
+#: ``mkdir()`` (``tempfile.mkstemp`` would give 0600 whatever the umask).
+FILE_MODE = 0o666
+DIR_MODE = 0o777
+
 #: The file every output folder carries: an existing folder holding it may be replaced.
 MARKER = ".microprep-output"
 _MARKER_TEXT = "written by microprep; this folder is replaced by the next run writing here\n"
@@ -217,7 +222,7 @@ def atomic_output(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
         _check_replaceable(path, policy.force)
         tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         try:
-            tmp.mkdir()
+            tmp.mkdir(DIR_MODE)
         except OSError as exc:
             raise _refusal(exc, path, tmp) or StoreError(
                 f"cannot create the temporary folder {tmp}: {exc}"
@@ -259,7 +264,8 @@ def write_file_atomic(path: str | Path, data: bytes) -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+        with open(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

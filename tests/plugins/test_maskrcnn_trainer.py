@@ -188,6 +188,25 @@ def test_evaluate_the_predictions_of_the_store(
     assert scores["kind"] == "instances" and scores["images"] == 1 and scores["objects"] > 0
 
 
+def test_truth_outlines_the_stores_objects(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    from microprep.predict.truth import TRUTH_COLOR, truth_edges
+    from microprep.store import open_dataset
+
+    store, run = trained
+    args = ["predict", str(run), str(store), "--device", "cpu", "--score-threshold", "0", "-q"]
+    assert main([*args, "--out", str(tmp_path / "p.zarr"), "--truth"]) == 0
+    dataset = open_dataset(store)
+    truth = np.asarray(dataset[dataset.nodes[0]]["instances"])
+    dataset.close()
+    picture = np.array(Image.open(tmp_path / "p.overlays" / "img0.png").convert("RGB"))
+    factor = -(-256 // WINDOW)  # small overlays are enlarged to 256 px
+    body = picture[
+        20 : 20 + WINDOW * factor : factor, : WINDOW * factor : factor
+    ]  # below the title
+    white = np.all(body == TRUTH_COLOR, axis=-1)
+    assert np.array_equal(white & truth_edges(truth), truth_edges(truth))
+
+
 def test_a_volume_cannot_be_predicted(
     trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

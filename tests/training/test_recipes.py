@@ -11,11 +11,38 @@ from microprep.training.config import build_config, trainer_schema
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 
+RECIPES = {"unet": "unet", "maskrcnn": "maskrcnn", "unet-3d": "unet"}  # file -> trainer
 
-@pytest.mark.parametrize("name", ["unet", "maskrcnn"])
+
+def recipe(name: str) -> dict[str, object]:
+    schema = trainer_schema(load_trainer(RECIPES[name]).config_schema())
+    config: dict[str, object] = build_config(schema, file=SAMPLE_DATA / f"train-{name}.yaml")
+    return config
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
 def test_the_recipe_validates_and_sets_no_time_limit(name: str) -> None:
-    schema = trainer_schema(load_trainer(name).config_schema())
-    config = build_config(schema, file=SAMPLE_DATA / f"train-{name}.yaml")
+    config = recipe(name)
     # a result must not depend on the machine's speed and load: no wall-time budget
     assert config["time_limit_minutes"] is None
-    assert config["epochs"] >= 1
+    assert isinstance(config["epochs"], int) and config["epochs"] >= 1
+
+
+def test_the_3d_recipe_is_budgeted_in_steps_of_3d_windows() -> None:
+    config = recipe("unet-3d")
+    data = config["data"]
+    assert isinstance(data, dict)
+    window = data["window"]
+    assert isinstance(window, list) and len(window) == 3  # z, y, x
+    # the stack is 32 x 128 x 128, split in half along z: a window must fit either half
+    assert window[0] <= 16 and window[1] <= 128 and window[2] <= 128
+    # the budget is a fixed number of steps: random windows per epoch, times the epochs
+    per_epoch = data["samples_per_epoch"]
+    assert isinstance(per_epoch, int) and per_epoch >= 1
+    batch, epochs = config["batch_size"], config["epochs"]
+    assert isinstance(batch, int) and isinstance(epochs, int)
+    assert epochs * (per_epoch // batch) == 128
+    # every level of the U-Net halves each axis of the window
+    model = config["model"]
+    assert isinstance(model, dict)
+    assert all(side % 2 ** (int(model["depth"]) - 1) == 0 for side in window)

@@ -1,7 +1,9 @@
 """The ``prep`` command group. Commands parse options, call the library and report.
 
 A :class:`~microprep.errors.PrepError` becomes one line on stderr and exit code 2; ``-v`` adds
-the traceback. Logging is configured here and nowhere else.
+the traceback. So does an exception raised in a ``DataLoader`` worker, whose message PyTorch
+fills with the worker's traceback (:mod:`microprep.cli.worker_errors`).
+Logging is configured here and nowhere else.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from microprep.cli.rank import rank_command
 from microprep.cli.split import split_command
 from microprep.cli.train import train_command
 from microprep.cli.validate import validate_command
+from microprep.cli.worker_errors import worker_failure
 from microprep.errors import PrepError, SystemRefusedError, system_refusal
 
 EXIT_ERROR = 2
@@ -84,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrepError as exc:
         if _state["verbose"]:
             traceback.print_exc()
-        click.echo(f"prep: error: {exc}", err=True)
+        failure = worker_failure(exc)  # raised in a data-loading worker: its message, one line
+        shown = exc if failure is None else f"{failure.message} ({failure.where})"
+        click.echo(f"prep: error: {shown}", err=True)
         return EXIT_ERROR
     except click.ClickException as exc:
         exc.show()
@@ -97,6 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         if (refused := system_refusal(exc)) is not None:  # the system's limits, not a bug
             click.echo(f"prep: error: {SystemRefusedError.from_os_error(refused)}", err=True)
+            return EXIT_ERROR
+        if (failure := worker_failure(exc)) is not None:  # the data pipeline failed: one line
+            click.echo(
+                f"prep: error: data loading failed: {failure}"
+                + ("" if _state["verbose"] else " (run with -v for the traceback)"),
+                err=True,
+            )
             return EXIT_ERROR
         click.echo(
             f"prep: internal error: {type(exc).__name__}: {exc}\n"

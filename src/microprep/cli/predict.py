@@ -14,6 +14,7 @@ import click
 
 from microprep.cli.options import force_option, guard_outputs, parse_ints, window_value
 from microprep.cli.trainer_options import TrainerOptionsCommand
+from microprep.errors import UsageError
 from microprep.training.predict_options import PREDICT_DEFAULTS as DEFAULTS
 
 
@@ -52,6 +53,12 @@ from microprep.training.predict_options import PREDICT_DEFAULTS as DEFAULTS
 )
 @click.option("--no-overlays", is_flag=True, help="Do not write overlay PNGs.")
 @click.option(
+    "--truth",
+    is_flag=True,
+    help="Overlays also outline the ground truth in white (INPUT: a dataset store with class "
+    "maps), so errors show at a glance.",
+)
+@click.option(
     "--tta",
     is_flag=False,
     flag_value="all",
@@ -75,9 +82,14 @@ def predict_command(
     """Predict INPUT (a store, an image, a folder of images, a TIFF stack) with RUN_DIR."""
     guard_outputs("out", force=force)
     from microprep.plugins import load_trainer
+    from microprep.predict.truth import require_truth, truth_overlays
     from microprep.training.job import PredictRequest
     from microprep.training.rundir import RunDir
 
+    if options.get("truth"):
+        if no_overlays:
+            raise UsageError("--truth draws on the overlays; leave out --no-overlays")
+        require_truth(source)
     run = RunDir.open(run_dir)
     trainer = load_trainer(run.trainer)
     request = PredictRequest(
@@ -92,7 +104,8 @@ def predict_command(
         checkpoint=checkpoint,
         progress=not quiet,
     )
-    summary = trainer.predict(request)
+    with truth_overlays(bool(options.get("truth"))):
+        summary = trainer.predict(request)
     if not quiet:
         parts = ", ".join(f"{k} {v}" for k, v in summary.items() if not isinstance(v, dict | list))
         click.echo(f"{out}: {parts}")

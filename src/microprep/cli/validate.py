@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,18 +30,12 @@ _COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (a temporary file, then ``os.replace``)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON to ``path`` atomically
+    (:func:`microprep.outputs.write_file_atomic`: the file follows the umask)."""
+    from microprep.outputs import write_file_atomic
+
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    write_file_atomic(path, text.encode("utf-8"))
 
 
 @click.command("validate")

@@ -64,6 +64,8 @@ class PredictionInput:
         node: the store's group name for store inputs, else None.
         image: the pixels, channels last, dtype as stored: a lazy dask array for store nodes,
             a numpy array for files (read on each access).
+        truth: the store node's ground truth by name (``"labels"``: the class map,
+            ``"instances"``: the instance id map ``(layer, ...)``), lazy; empty for files.
     """
 
     name: str
@@ -71,11 +73,17 @@ class PredictionInput:
     source: str
     node: str | None = None
     _load: Callable[[], Any] = field(default=lambda: None, repr=False)
+    _truth: Callable[[], dict[str, Any]] = field(default=dict, repr=False)
 
     @property
     def image(self) -> Any:
         """The pixels ``(y, x[, c])`` or ``(z, y, x[, c])`` (see the class docstring)."""
         return self._load()
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        """The ground truth of a store node (see the class docstring); ``{}`` when none."""
+        return self._truth()
 
 
 def is_dataset_store(path: Path) -> bool:
@@ -188,7 +196,10 @@ def _store_inputs(path: Path) -> Iterator[PredictionInput]:
             )
         pixels = data["image"].data
         ndim = 3 if "z" in data["image"].dims else 2
-        yield PredictionInput(name, ndim, f"{path}: node {node!r}", node, _constant(pixels))
+        truth = {key: data[key].data for key in ("labels", "instances") if key in data}
+        yield PredictionInput(
+            name, ndim, f"{path}: node {node!r}", node, _constant(pixels), _constant(truth)
+        )
 
 
 def _folder_files(folder: Path) -> list[Path]:

@@ -89,6 +89,7 @@ from microprep.paths import picture_name
 from microprep.predict.instances import InstancePrediction
 from microprep.predict.overlays import display_pixels, save_picture
 from microprep.predict.semantic import default_colors, overlays_path
+from microprep.predict.truth import TRUTH_NOTE, draw_truth, truth_wanted
 from microprep.predict.write import FORMAT_VERSION, PREDICTION_KEY
 from microprep.preview.montage import caption, enlarge, with_legend
 from microprep.preview.overlay import render_overlay
@@ -121,12 +122,15 @@ _DESCRIPTIONS = {
 @dataclass(frozen=True, slots=True)
 class PredictedImage:
     """One input's prediction. ``image``: its pixels channels last, ``(H, W[, C])`` in any
-    dtype, for the overlay (None: grey background); ``source``: where it came from."""
+    dtype, for the overlay (None: grey background); ``source``: where it came from;
+    ``truth``: the ground-truth instance id map ``([layer,] H, W)`` whose outlines the overlay
+    draws in white under :func:`microprep.predict.truth.truth_overlays` (None: none)."""
 
     name: str
     prediction: InstancePrediction
     image: Any = None
     source: str | None = None
+    truth: Any = None
 
 
 def _item_name(item: PredictedImage) -> str:
@@ -294,7 +298,11 @@ def write_instance_predictions(
                 picture = render_overlay(
                     display_pixels(item.image), class_map, pred.to_instances(), colors=palette
                 )
-                picture = caption(with_legend(enlarge(picture), palette, names), item.name)
+                title = item.name
+                if item.truth is not None and truth_wanted():
+                    picture = draw_truth(picture, np.asarray(item.truth))
+                    title = f"{title}  ({TRUTH_NOTE})"
+                picture = caption(with_legend(enlarge(picture), palette, names), title)
                 save_picture(picture, tmp_over / picture_name(group, pictures))
             summary.names.append(item.name)
             summary.groups.append(group)

@@ -3,7 +3,9 @@
 2D inputs give one overlay; volumes a montage of a few evenly spaced slices (first and last
 included), captioned ``z = k / depth``, all with one display range. Drawing reuses
 :mod:`microprep.preview` (same colours, opacity and display scaling as ``prep preview``).
-Pictures with a side over :data:`MAX_SIDE` pixels are scaled down when saved.
+Under ``prep predict --truth`` the ground truth's outlines are drawn in white over the
+prediction (:mod:`microprep.predict.truth`). Pictures with a side over :data:`MAX_SIDE`
+pixels are scaled down when saved.
 :func:`uncertainty_picture` draws the per-pixel uncertainty (0..1) as a heat map, black (0)
 through red to yellow-white (1), laid out the same way, with a scale bar.
 
@@ -25,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from microprep.predict.truth import TRUTH_NOTE, draw_truth
 from microprep.preview.montage import caption, enlarge, grid, with_legend
 from microprep.preview.overlay import display_range, render_overlay
 
@@ -62,6 +65,7 @@ def prediction_picture(
     colors: Sequence[Sequence[int]],
     names: Sequence[str],
     depth: int | None = None,
+    truth: Mapping[int | None, NDArray[Any]] | None = None,
 ) -> Image.Image:
     """The overlay of one prediction, with a legend and a title.
 
@@ -74,10 +78,24 @@ def prediction_picture(
         colors: RGB per class index, background first.
         names: class names by index.
         depth: slices of the volume (for the captions).
+        truth: ground truth maps (class or instance ids) keyed like ``planes``, drawn as white
+            outlines over the prediction (:func:`microprep.predict.truth.draw_truth`); None:
+            the prediction alone.
     """
+
+    def with_truth(picture: Image.Image, key: int | None) -> Image.Image:
+        return picture if truth is None else draw_truth(picture, truth[key])
+
+    if truth is not None:
+        title = f"{title}  ({TRUTH_NOTE})"
     if None in planes:
         body = enlarge(
-            render_overlay(display_pixels(image), planes[None], None, colors=colors, names=names)
+            with_truth(
+                render_overlay(
+                    display_pixels(image), planes[None], None, colors=colors, names=names
+                ),
+                None,
+            )
         )
         return caption(with_legend(body, colors, names), title)
     shown = sorted(z for z in planes if z is not None)
@@ -87,8 +105,11 @@ def prediction_picture(
         value_range = display_range(np.stack([s for s in slices.values() if s is not None]))
     pictures = [
         enlarge(
-            render_overlay(
-                slices[z], planes[z], None, colors=colors, names=names, value_range=value_range
+            with_truth(
+                render_overlay(
+                    slices[z], planes[z], None, colors=colors, names=names, value_range=value_range
+                ),
+                z,
             )
         )
         for z in shown

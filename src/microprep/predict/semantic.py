@@ -42,6 +42,7 @@ from microprep.predict.inputs import PredictionInput, iter_inputs
 from microprep.predict.overlays import prediction_picture, save_picture, uncertainty_picture
 from microprep.predict.scaling import ScaleFn, channels_first, unit_range, window_for
 from microprep.predict.tiles import Forward, predict_tiled
+from microprep.predict.truth import truth_wanted
 from microprep.predict.write import PredictionWriter
 from microprep.preview.montage import DEFAULT_SLICES, slice_indices
 from microprep.progress import lines_wanted, with_progress_lines
@@ -310,6 +311,7 @@ def _predict_one(
             colors=colors,
             names=writer.classes,
             depth=spatial[0] if record.ndim == 3 else None,
+            truth=_truth_planes(record, planes) if truth_wanted() else None,
         )
         file_name = picture_name(node.group, overlay_names)
         save_picture(picture, overlay_dir / file_name)
@@ -319,3 +321,14 @@ def _predict_one(
             depth = spatial[0] if record.ndim == 3 else None
             heat_map = uncertainty_picture(heat, title=record.name, depth=depth)
             save_picture(heat_map, overlay_dir / "uncertainty" / file_name)
+
+
+def _truth_planes(
+    record: PredictionInput, planes: Mapping[int | None, NDArray[Any]]
+) -> dict[int | None, NDArray[Any]] | None:
+    """The input's ground-truth class map at the overlay's planes (None when it has none)."""
+    labels = record.truth.get("labels")
+    if labels is None:
+        logger.info("%s: no ground truth; its overlay shows the prediction alone", record.source)
+        return None
+    return {z: np.asarray(labels if z is None else labels[z]) for z in planes}

@@ -164,7 +164,8 @@ def predict_run(request: PredictRequest) -> dict[str, Any]:
                 mask_threshold=mask_threshold,
                 progress=request.progress,
             )
-            yield PredictedImage(record.name, prediction, raw, source=record.source)
+            truth = record.truth.get("instances")
+            yield PredictedImage(record.name, prediction, raw, source=record.source, truth=truth)
 
     colors = None
     try:
