@@ -8,10 +8,16 @@ import pytest
 
 from microprep.plugins import load_trainer
 from microprep.training.config import build_config, trainer_schema
+from microprep.training.datasets import augment_config
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 
-RECIPES = {"unet": "unet", "maskrcnn": "maskrcnn", "unet-3d": "unet"}  # file -> trainer
+RECIPES = {
+    "unet": "unet",
+    "maskrcnn": "maskrcnn",
+    "maskrcnn-few": "maskrcnn",
+    "unet-3d": "unet",
+}  # file -> trainer
 
 
 def recipe(name: str) -> dict[str, object]:
@@ -46,3 +52,18 @@ def test_the_3d_recipe_is_budgeted_in_steps_of_3d_windows() -> None:
     model = config["model"]
     assert isinstance(model, dict)
     assert all(side % 2 ** (int(model["depth"]) - 1) == 0 for side in window)
+
+
+def test_the_few_image_recipe_draws_random_windows_with_the_microscopy_augmentation() -> None:
+    config = recipe("maskrcnn-few")
+    data = config["data"]
+    assert isinstance(data, dict)
+    epochs, per_epoch, batch = config["epochs"], data["samples_per_epoch"], config["batch_size"]
+    assert isinstance(epochs, int) and isinstance(per_epoch, int) and isinstance(batch, int)
+    # the step budget that docs/maskrcnn.md estimates the wall time of (and the file states)
+    steps = epochs * per_epoch // batch
+    assert steps == 320
+    assert "320 steps" in (SAMPLE_DATA / "train-maskrcnn-few.yaml").read_text()
+    # the 6 sample micrographs count as a small set: the microscopy recipe is on
+    augment = augment_config(data, images=6)
+    assert augment is not None and augment.recipe == "microscopy"

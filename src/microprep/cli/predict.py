@@ -64,8 +64,9 @@ from microprep.training.predict_options import PREDICT_DEFAULTS as DEFAULTS
     flag_value="all",
     default=None,
     metavar="[all|flips|N]",
-    help="Test-time augmentation (U-Net): average over the flips and turns of each tile "
-    "(alone: all 8 in 2D, 48 in 3D; flips; or the first N).",
+    help="Test-time augmentation: predict each tile flipped and turned too (alone: all 8 in "
+    "2D, 48 in 3D; flips; or the first N); U-Net averages the probabilities, Mask R-CNN keeps "
+    "objects found in at least half of the views.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no summary.")
 @force_option

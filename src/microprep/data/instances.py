@@ -6,7 +6,9 @@ Objects cut by the window (or region) border are clipped to it and dropped when 
 ``min_visible`` of their area or fewer than ``min_area`` pixels remain
 (:func:`microprep.crops.clip_layers`); objects that augmentation moves out of the window
 entirely are dropped too. Windows without objects are kept as negatives. What was dropped is
-logged at debug level and counted in :attr:`InstanceDataset.stats` (per process).
+logged at debug level and counted in :attr:`InstanceDataset.stats` (per process). With
+``samples_per_epoch`` the windows are drawn at random positions every epoch, as for
+:class:`~microprep.data.segmentation.SegmentationDataset`, and clipped the same way.
 
 The target's ``valid`` mask is False where the window holds no annotated pixels, as in
 :class:`~microprep.data.segmentation.SegmentationDataset`: padding past the region's edge,
@@ -88,6 +90,9 @@ class InstanceDataset(WindowDataset):
         transform: the user's own augmentation, applied after ``augment`` and normalisation
             (see :mod:`microprep.data.transforms`); objects it moves out of the window are
             dropped and boxes are recomputed from the masks.
+        samples_per_epoch: serve this many windows per epoch at random positions inside the
+            regions, new ones every epoch (:mod:`microprep.data.random_windows`); None: the
+            fixed grid. Objects are clipped to each window as to a grid window.
 
     Raises:
         UsageError: a volume store (Mask R-CNN needs 2D images), bad thresholds, and see
@@ -111,6 +116,7 @@ class InstanceDataset(WindowDataset):
         min_area: int = 16,
         nodes: Sequence[str | int] | None = None,
         transform: Callable[..., Mapping[str, Any]] | None = None,
+        samples_per_epoch: int | None = None,
     ) -> None:
         check_thresholds(min_visible, min_area)
         self.min_visible = float(min_visible)
@@ -128,6 +134,7 @@ class InstanceDataset(WindowDataset):
             normalization=normalization,
             min_foreground=0.0,
             nodes=nodes,
+            samples_per_epoch=samples_per_epoch,
         )
         self.transform = window_transform(transform, self)
         #: Per-process counts: ``samples``, ``kept``, ``dropped_border`` (min_visible /
@@ -149,7 +156,7 @@ class InstanceDataset(WindowDataset):
         float64, labels (N,) int64, masks (N, H, W) uint8, valid (H, W) bool)``, augmented
         when configured."""
         i = self._index(i)
-        spec = self.layout[i]
+        spec = self.window_at(i)
         kw: dict[str, Any] = {"origin": spec.origin, "stop": spec.stop, "window": self.window}
         image = self.reader.read(spec.node, "image", pad="constant", **kw)
         valid = valid_mask(spec.origin, spec.stop, self.window)
@@ -208,7 +215,7 @@ class InstanceDataset(WindowDataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, InstanceTarget]:
         i = self._index(i)
-        spec = self.layout[i]
+        spec = self.window_at(i)
         image, boxes, labels, masks, valid = self.read_numpy(i)
         image = apply_scale(image, self.scales[spec.node])
         if self.transform is not None:

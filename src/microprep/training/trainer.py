@@ -149,13 +149,18 @@ class BaseTrainer:
         return monitor, "min" if monitor == "loss" else "max"
 
     def checkpoint_extra(self, setup: Setup) -> dict[str, Any]:
-        """JSON-safe facts saved in every checkpoint, for ``predict``."""
+        """JSON-safe facts saved in every checkpoint, for ``predict`` and for the record:
+        classes, channels, window, normalisation, and the training data's augmentation and
+        samples per epoch (when the dataset has them)."""
         train_set = setup.train_set
+        augment = getattr(train_set, "augment", None)
         return {
             "classes": list(train_set.classes),
             "in_channels": train_set.in_channels,
             "window": [int(w) for w in train_set.window],
             "normalization": setup.config["data"]["normalization"],
+            "augment": None if augment is None else augment.as_dict(),
+            "samples_per_epoch": getattr(train_set, "samples_per_epoch", None),
         }
 
     def fit(self, job: TrainJob) -> dict[str, Any]:

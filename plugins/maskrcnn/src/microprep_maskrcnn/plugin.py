@@ -30,7 +30,13 @@ from torchvision.models.detection import MaskRCNN  # type: ignore[import-untyped
 
 from microprep.data import InstanceDataset, collate_instances
 from microprep.schemas import load_schema
-from microprep.training.datasets import DataSource, augment_config, train_stride, train_transform
+from microprep.training.datasets import (
+    DataSource,
+    augment_config,
+    source_images,
+    train_stride,
+    train_transform,
+)
 from microprep.training.job import PredictRequest, TrainJob
 from microprep.training.loop import Evaluate, TrainStep
 from microprep.training.runtime import Precision
@@ -148,18 +154,23 @@ def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> InstanceDatas
     data = job.config["data"]
     window = data["window"]
     stride = train_stride(window, data["stride"]) if train else data["val_stride"]
+    augment = augment_config(data, images=source_images(source)) if train else None
+    if augment is not None and augment.recipe:
+        logger.info("small training set: %s augmentation on (data.auto_augment)", augment.recipe)
+    per_epoch = data.get("samples_per_epoch") if train else None
     return InstanceDataset(
         source.store,
         split=source.split,
         splits=source.splits,
         window=window,
         stride=stride,
-        augment=augment_config(data) if train else None,
+        augment=augment,
         transform=train_transform(data) if train else None,
         seed=int(job.config["seed"]),
         normalization=data["normalization"],
         min_visible=float(data["min_visible"]),
         min_area=int(data["min_area"]),
+        samples_per_epoch=None if per_epoch is None else int(per_epoch),
     )
 
 

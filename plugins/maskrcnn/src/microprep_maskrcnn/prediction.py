@@ -16,7 +16,8 @@ said otherwise).
 
 Options (``request.options``): ``window``, ``overlap`` (0.25), ``batch_size`` (4, tiles per
 forward), ``score_threshold`` (0.5), ``mask_threshold`` (0.5), ``device`` (auto),
-``overlays`` (True).
+``overlays`` (True), ``tta`` (None; ``all``, ``flips`` or a count: each tile is also predicted
+flipped and turned and the views are merged, :mod:`microprep.predict.instances_tta`).
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from microprep.data.normalize import apply_scale, image_scale
 from microprep.errors import UsageError
 from microprep.predict.inputs import PredictionInput, iter_inputs
 from microprep.predict.instances import predict_instances_tiled
+from microprep.predict.instances_tta import with_instance_tta
 from microprep.predict.instances_write import PredictedImage, write_instance_predictions
 from microprep.predict.scaling import channels_first
+from microprep.predict.tta import parse_tta
 from microprep.store.read import open_dataset
 from microprep.training.checkpoint import BEST, load_checkpoint, load_latest
 from microprep.training.job import PredictRequest
@@ -143,7 +146,10 @@ def predict_run(request: PredictRequest) -> dict[str, Any]:
     model.load_state_dict(state["model"])
     model.to(device).eval()
     del state
-    forward = detector_forward(model, device=device)
+    tta = parse_tta(opts.get("tta"))
+    forward = with_instance_tta(
+        detector_forward(model, device=device), tta, mask_threshold=mask_threshold
+    )
     rule = str(extra["normalization"])
 
     def predicted() -> Iterator[PredictedImage]:
@@ -187,6 +193,7 @@ def predict_run(request: PredictRequest) -> dict[str, Any]:
             "overlap": overlap,
             "score_threshold": score_threshold,
             "mask_threshold": mask_threshold,
+            "tta": tta,
             "source": str(request.source),
         },
         overlays=bool(_option(opts, "overlays", True)),

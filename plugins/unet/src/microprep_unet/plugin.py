@@ -212,14 +212,8 @@ class UNetTrainer(BaseTrainer):
         return evaluate
 
     def checkpoint_extra(self, setup: Setup) -> dict[str, Any]:
-        """The base facts plus dimensions, augmentation and samples per epoch."""
-        train_set = setup.train_set
-        return {
-            **super().checkpoint_extra(setup),
-            "dims": train_set.ndim,
-            "augment": None if train_set.augment is None else train_set.augment.as_dict(),
-            "samples_per_epoch": train_set.samples_per_epoch,
-        }
+        """The base facts plus the number of spatial dimensions."""
+        return {**super().checkpoint_extra(setup), "dims": setup.train_set.ndim}
 
     def predict(self, request: PredictRequest) -> dict[str, Any]:
         """Tiled prediction of ``request.source`` into ``request.out`` (class maps, overlays)."""
