@@ -274,4 +274,4 @@ class MaskRCNNTrainer(BaseTrainer):
         COCO results, overlays); see :func:`microprep_maskrcnn.prediction.predict_run`."""
         from microprep_maskrcnn.prediction import predict_run
 
-        return predict_run(request)
+        return predict_run(request, self.predict_options(request))

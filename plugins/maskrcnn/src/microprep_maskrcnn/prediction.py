@@ -14,7 +14,7 @@ The tiles keep the training pixel scale: with another ``--window``, the model's 
 are set so that a tile is scaled exactly as a training crop was (1:1 unless ``model.min_size``
 said otherwise).
 
-Options (``request.options``): ``window``, ``overlap`` (0.25), ``batch_size`` (4, tiles per
+Options (``request.options`` with the defaults filled in): ``window``, ``overlap`` (0.25), ``batch_size`` (4, tiles per
 forward), ``score_threshold`` (0.5), ``mask_threshold`` (0.5), ``device`` (auto),
 ``overlays`` (True), ``tta`` (None; ``all``, ``flips`` or a count: each tile is also predicted
 flipped and turned and the views are merged, :mod:`microprep.predict.instances_tta`).
@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from microprep.crops.windows import as_tuple
 from microprep.data.normalize import apply_scale, image_scale
@@ -41,14 +40,14 @@ from microprep.predict.instances_tta import with_instance_tta
 from microprep.predict.instances_write import PredictedImage, write_instance_predictions
 from microprep.predict.scaling import channels_first
 from microprep.predict.tta import parse_tta
-from microprep.store.read import open_dataset
-from microprep.training.checkpoint import BEST, load_checkpoint, load_latest
+from microprep.training.checkpoint import checkpoint_for_prediction
 from microprep.training.job import PredictRequest
 from microprep.training.runtime import choose_device
+from microprep.training.stores import store_colors
 from microprep_maskrcnn.model import detector_forward
 from microprep_maskrcnn.plugin import build_network
 
-__all__ = ["checkpoint_state", "predict_run", "tile_sizes"]
+__all__ = ["predict_run", "tile_sizes"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,26 +69,6 @@ def tile_sizes(
     return lo, max(lo, round(max(tile) * scale))
 
 
-def checkpoint_state(request: PredictRequest, device: torch.device) -> tuple[Path, dict[str, Any]]:
-    """The checkpoint to predict with and its state: ``request.checkpoint``, else the run's
-    ``best.pt``, else its newest checkpoint that verifies.
-
-    Raises:
-        UsageError: the run has no usable checkpoint. CheckpointError: a named or best
-            checkpoint that fails verification.
-    """
-    run = request.run
-    if request.checkpoint is not None:
-        return request.checkpoint, load_checkpoint(request.checkpoint, map_location=device)
-    if (run.checkpoints / BEST).is_file():
-        path = run.checkpoints / BEST
-        return path, load_checkpoint(path, map_location=device)
-    found = load_latest(run.checkpoints, map_location=device)
-    if found is None:
-        raise UsageError(f"{run.path}: no usable checkpoint to predict with")
-    return found
-
-
 def _images(inputs: list[PredictionInput], source: Path) -> list[PredictionInput]:
     volumes = [r.name for r in inputs if r.ndim != 2]
     if volumes:
@@ -101,13 +80,11 @@ def _images(inputs: list[PredictionInput], source: Path) -> list[PredictionInput
     return inputs
 
 
-def _option(options: Mapping[str, Any], key: str, default: Any) -> Any:
-    value = options.get(key)
-    return default if value is None else value
-
-
-def predict_run(request: PredictRequest) -> dict[str, Any]:
+def predict_run(request: PredictRequest, options: Mapping[str, Any]) -> dict[str, Any]:
     """Predict ``request.source`` with the run's weights into ``request.out`` (module doc).
+
+    ``options`` are ``request.options`` with every default filled in (the trainer's
+    ``predict_options``).
 
     Returns:
         ``{"inputs", "objects", "seconds", "coco", "overlays"}`` (paths as strings or None).
@@ -117,10 +94,12 @@ def predict_run(request: PredictRequest) -> dict[str, Any]:
             channels do not fit the model. InputError / ImageFileError: unreadable inputs.
     """
     started = time.perf_counter()
-    opts = request.options
+    opts = options
     inputs = _images(list(iter_inputs(request.source)), request.source)
-    device = choose_device(str(opts.get("device") or "auto"))
-    used, state = checkpoint_state(request, device)
+    device = choose_device(str(opts["device"]))
+    used, state = checkpoint_for_prediction(
+        request.run.checkpoints, request.checkpoint, map_location=device
+    )
     extra = json.loads(state["extra"])
     config = json.loads(state["config"])
     classes = [str(c) for c in extra["classes"]]
@@ -131,10 +110,10 @@ def predict_run(request: PredictRequest) -> dict[str, Any]:
         height, width = as_tuple(opts["window"], 2, "window")
         window = (height, width)
     sizes = tile_sizes(train_window, (extra["min_size"], extra["max_size"]), window)
-    score_threshold = float(_option(opts, "score_threshold", 0.5))
-    mask_threshold = float(_option(opts, "mask_threshold", 0.5))
-    overlap = float(_option(opts, "overlap", 0.25))
-    batch_size = int(_option(opts, "batch_size", 4))
+    score_threshold = float(opts["score_threshold"])
+    mask_threshold = float(opts["mask_threshold"])
+    overlap = float(opts["overlap"])
+    batch_size = int(opts["batch_size"])
     model = build_network(
         config,
         num_classes=len(classes),
@@ -173,18 +152,12 @@ def predict_run(request: PredictRequest) -> dict[str, Any]:
             truth = record.truth.get("instances")
             yield PredictedImage(record.name, prediction, raw, source=record.source, truth=truth)
 
-    colors = None
-    try:
-        dataset = open_dataset(request.run.dataset)
-        colors = dataset.colors
-        dataset.close()
-    except Exception:  # the training store may have moved; default colours then
-        logger.info("training store %s not readable; default overlay colours", request.run.dataset)
+    colors = store_colors(request.run.dataset, count=len(classes))
     summary = write_instance_predictions(
         predicted(),
         request.out,
         classes=classes,
-        colors=colors if colors is not None and len(colors) == len(classes) else None,
+        colors=colors,
         run={
             "run": str(request.run.path),
             "checkpoint": str(used),
@@ -196,9 +169,9 @@ def predict_run(request: PredictRequest) -> dict[str, Any]:
             "tta": tta,
             "source": str(request.source),
         },
-        overlays=bool(_option(opts, "overlays", True)),
+        overlays=bool(opts["overlays"]),
         progress=request.progress,
-        uncertainty=bool(_option(opts, "uncertainty", False)),
+        uncertainty=bool(opts["uncertainty"]),
     )
     return {
         "inputs": len(summary.names),
