@@ -14,10 +14,11 @@ The tiles keep the training pixel scale: with another ``--window``, the model's 
 are set so that a tile is scaled exactly as a training crop was (1:1 unless ``model.min_size``
 said otherwise).
 
-Options (``request.options`` with the defaults filled in): ``window``, ``overlap`` (0.25), ``batch_size`` (4, tiles per
-forward), ``score_threshold`` (0.5), ``mask_threshold`` (0.5), ``device`` (auto),
-``overlays`` (True), ``tta`` (None; ``all``, ``flips`` or a count: each tile is also predicted
-flipped and turned and the views are merged, :mod:`microprep.predict.instances_tta`).
+Options (``request.options`` with the defaults filled in): ``window``, ``overlap`` (0.25),
+``batch_size`` (4, tiles per forward), ``score_threshold`` (0.5), ``mask_threshold`` (0.5),
+``device`` (auto), ``overlays`` (True), ``tta`` (None; ``all``, ``flips`` or a count: each
+tile is also predicted flipped and turned and the views are merged,
+:mod:`microprep.predict.instances_tta`).
 """
 
 from __future__ import annotations
