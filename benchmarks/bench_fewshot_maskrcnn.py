@@ -1,0 +1,123 @@
+"""Few-label benchmark of the Mask R-CNN recipe: 2 micrographs for training, the others to test.
+
+Usage::
+
+    python benchmarks/bench_fewshot_maskrcnn.py [--work DIR] [--test-images 8] [--tta flips]
+                                                [--json OUT]
+
+The same store and splits as ``bench_fewshot.py`` (the first two micrographs of
+``sample_data/training``: rows 0-400 to train, rows 416-512 to validate; the next
+``--test-images`` whole micrographs to test). Both cases train
+``sample_data/train-maskrcnn-few.yaml`` (random weights, 256 px windows, batch 2) for the same
+number of optimiser steps:
+
+* **old defaults**: the fixed grid of windows seen again every epoch, flips and quarter turns
+  only (``data.samples_per_epoch=null``, ``data.auto_augment=false``), with as many epochs as
+  give the recipe's step count;
+* **new defaults**: the recipe as shipped: random windows and the small-dataset microscopy
+  augmentation;
+* **new defaults + TTA**: the same run predicted with ``--tta`` (``flips`` by default: 4 views).
+
+Each is scored by ``prep evaluate --kind semantic``: the class map of the predicted objects
+(their union per class, the higher score on top) against the ground truth's class map, so the
+per-class IoU is the *merged* IoU of the objects. CPU only; prints the training wall time and
+CPU seconds (process and joined DataLoader workers) beside the scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench_fewshot import ROOT, TRAIN_ROWS, cpu_seconds, grid_windows, store
+from microprep.cli.main import main as prep
+
+RECIPE = ROOT / "sample_data" / "train-maskrcnn-few.yaml"
+
+
+def run_case(name: str, path: Path, work: Path, sets: list[str], tta: str | None) -> dict[str, Any]:
+    """Train, predict (plain, and with ``tta`` when given), evaluate; scores and times."""
+    run = work / f"mrcnn-{name}"
+    shutil.rmtree(run, ignore_errors=True)
+    cpu0, began = cpu_seconds(), time.perf_counter()
+    args = ["train", "maskrcnn", str(path), "--out", str(run), "--config", str(RECIPE),
+            "--device", "cpu", "-q", "--set", "seed=0", *sets]  # fmt: skip
+    if prep(args):
+        sys.exit(f"{name}: training failed")
+    trained, cpu = time.perf_counter() - began, cpu_seconds() - cpu0
+    summary = json.loads((run / "summary.json").read_text())
+    results = {}
+    for label, extra in (("", []), ("+tta", ["--tta", tta])) if tta else (("", []),):
+        pred = work / f"mrcnn-pred-{name}{label}.zarr"
+        began = time.perf_counter()
+        code = prep(["predict", str(run), str(work / "test"), "--out", str(pred), "--device", "cpu",
+                     "--no-overlays", "-q", "--force", *extra])  # fmt: skip
+        if code:
+            sys.exit(f"{name}{label}: predict failed")
+        predicted = time.perf_counter() - began
+        scores = work / f"mrcnn-scores-{name}{label}.json"
+        code = prep(["evaluate", str(pred), str(path), "--split", "test", "--kind", "semantic",
+                     "--json", str(scores)])  # fmt: skip
+        if code:
+            sys.exit(f"{name}{label}: evaluate failed")
+        report = json.loads(scores.read_text())
+        results[name + label] = {
+            "merged_iou_macro": round(float(report["macro"]["iou"]), 4),
+            "merged_iou": {
+                k: round(float(v["iou"]), 4)
+                for k, v in report["per_class"].items()
+                if v.get("iou") is not None
+            },
+            "epochs": summary["epochs_run"],
+            "train_seconds": round(trained, 1),
+            "train_cpu_seconds": round(cpu, 1),
+            "predict_seconds": round(predicted, 1),
+        }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; see the module doc."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=None, help="work folder (kept)")
+    parser.add_argument("--test-images", type=int, default=8, help="test micrographs (<= 34)")
+    parser.add_argument("--tta", default="flips", help="--tta of the third case (all, flips, N)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="fewshot-mrcnn-"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = store(work, args.test_images)
+    recipe = yaml.safe_load(RECIPE.read_text())
+    data, batch = recipe["data"], int(recipe["batch_size"])
+    steps = int(recipe["epochs"]) * (int(data["samples_per_epoch"]) // batch)
+    grid = grid_windows(TRAIN_ROWS, 512, 2, int(data["window"]))
+    old_epochs = math.ceil(steps / max(grid // batch, 1))
+    print(f"recipe {RECIPE.name}: {steps} optimiser steps of {batch} windows; old defaults: "
+          f"{old_epochs} epochs of the {grid}-window grid; test: {args.test_images} images",
+          flush=True)  # fmt: skip
+    results: dict[str, Any] = {"recipe": RECIPE.name, "steps": steps}
+    old = ["--set", "data.samples_per_epoch=null", "--set", "data.auto_augment=false",
+           "--epochs", str(old_epochs)]  # fmt: skip
+    results.update(run_case("old", path, work, old, None))
+    results.update(run_case("new", path, work, [], args.tta))
+    for key in ("old", "new", "new+tta"):
+        r = results[key]
+        print(f"{key:8s} merged IoU macro {r['merged_iou_macro']:.3f}  per class "
+              f"{r['merged_iou']}  train {r['train_seconds']} s ({r['train_cpu_seconds']} CPU "
+              f"s), predict {r['predict_seconds']} s", flush=True)  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
