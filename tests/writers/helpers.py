@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from microprep.model import AnnotatedImage
 from microprep.predict.instances import InstancePrediction
 from microprep.predict.instances_write import PredictedImage, write_instance_predictions
 from microprep.predict.write import PredictionWriter
+from microprep.readers import ReadOptions, read_annotations
+from microprep.targets import build_targets
 from microprep.targets.types import Raster
 
 CLASSES = ["background", "pore", "grain", "crack"]
@@ -64,9 +67,12 @@ def instance_prediction() -> InstancePrediction:
     )
 
 
-def instance_store(path: Path) -> Path:
+def instance_store(
+    path: Path, prediction: InstancePrediction | None = None, name: str = "cells/a.png"
+) -> Path:
+    """An instance prediction store of one image (``instance_prediction()`` by default)."""
     write_instance_predictions(
-        [PredictedImage("cells/a.png", instance_prediction())],
+        [PredictedImage(name, instance_prediction() if prediction is None else prediction)],
         path,
         classes=CLASSES,
         colors=COLORS,
@@ -74,3 +80,19 @@ def instance_store(path: Path) -> Path:
         overlays=False,
     )
     return path
+
+
+def objects(path: Path, options: ReadOptions | None = None) -> list[tuple[str, np.ndarray]]:
+    """(class name, full-image bool mask) of every object an export converts into, sorted by
+    pixel count."""
+    annotations = read_annotations(path, options=options)
+    names = annotations.labels.class_names
+    out = []
+    for item in annotations:
+        targets = build_targets(AnnotatedImage(item.image, item.shapes), annotations.labels)
+        for raster, label in zip(targets.instances.rasters, targets.instances.labels, strict=True):
+            full = np.zeros((item.image.height, item.image.width), bool)
+            (top, left), m = raster.origin, raster.mask
+            full[top : top + m.shape[0], left : left + m.shape[1]] = m
+            out.append((names[int(label)], full))
+    return sorted(out, key=lambda o: int(o[1].sum()))

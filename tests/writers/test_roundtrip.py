@@ -11,11 +11,17 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from microprep.cli.main import main
-from microprep.model import AnnotatedImage
 from microprep.readers import ReadOptions, read_annotations
 from microprep.store.read import open_dataset
 from microprep.targets import build_targets
-from writers.helpers import CLASSES, instance_prediction, instance_store, semantic_store, tricky_map
+from writers.helpers import (
+    CLASSES,
+    instance_prediction,
+    instance_store,
+    objects,
+    semantic_store,
+    tricky_map,
+)
 
 
 def _named_maps(path: Path, options: ReadOptions | None = None) -> dict[str, np.ndarray]:
@@ -25,21 +31,6 @@ def _named_maps(path: Path, options: ReadOptions | None = None) -> dict[str, np.
     for item in annotations:
         out[item.image.name] = names[build_targets(item, annotations.labels).class_map]
     return out
-
-
-def _objects(path: Path, options: ReadOptions | None = None) -> list[tuple[str, np.ndarray]]:
-    """(class name, full-image mask) of every object, sorted by pixel count."""
-    annotations = read_annotations(path, options=options)
-    names = annotations.labels.class_names
-    out = []
-    for item in annotations:
-        targets = build_targets(AnnotatedImage(item.image, item.shapes), annotations.labels)
-        for raster, label in zip(targets.instances.rasters, targets.instances.labels, strict=True):
-            full = np.zeros((item.image.height, item.image.width), bool)
-            (top, left), m = raster.origin, raster.mask
-            full[top : top + m.shape[0], left : left + m.shape[1]] = m
-            out.append((names[int(label)], full))
-    return sorted(out, key=lambda o: int(o[1].sum()))
 
 
 def _expected_objects() -> list[tuple[str, np.ndarray]]:
@@ -65,12 +56,12 @@ def _labelbox_export(mal: Path, out: Path, sizes: dict[str, tuple[int, int]]) ->
             }
         )
     lines = []
-    for key, objects in rows.items():
+    for key, row_objects in rows.items():
         height, width = sizes[key]
         row = {
             "data_row": {"id": f"row-{key}", "global_key": key},
             "media_attributes": {"height": height, "width": width, "mime_type": "image/png"},
-            "projects": {"p": {"name": "p", "labels": [{"annotations": {"objects": objects}}]}},
+            "projects": {"p": {"name": "p", "labels": [{"annotations": {"objects": row_objects}}]}},
         }
         lines.append(json.dumps(row))
     out.write_text("\n".join(lines) + "\n")
@@ -168,7 +159,7 @@ def test_cvat_instances_round_trip(tmp_path: Path, as_shape: str) -> None:
         main(["export-annotations", str(pred), "--to", "cvat", "--out", str(out), "--as", as_shape])
         == 0
     )
-    back = _objects(out)
+    back = objects(out)
     expected = _expected_objects()
     assert [b[0] for b in back] == [e[0] for e in expected]
     for (_, got), (_, want) in zip(back, expected, strict=True):
@@ -192,7 +183,7 @@ def test_score_threshold_leaves_out_low_scores(tmp_path: Path) -> None:
         "0.5",
     ]
     assert main(args) == 0
-    assert len(_objects(out)) == 2
+    assert len(objects(out)) == 2
 
 
 def test_coco_instances_decode_to_every_mask(tmp_path: Path) -> None:

@@ -10,14 +10,11 @@ import numpy as np
 import pytest
 
 from microprep.cli.main import main
-from microprep.model import AnnotatedImage
 from microprep.predict.instances import InstancePrediction
-from microprep.predict.instances_write import PredictedImage, write_instance_predictions
-from microprep.readers import ReadOptions, read_annotations
+from microprep.readers import ReadOptions
 from microprep.store.read import open_dataset
-from microprep.targets import build_targets
 from microprep.targets.types import Raster
-from writers.helpers import CLASSES, COLORS
+from writers.helpers import CLASSES, instance_store, objects
 
 
 def _prediction() -> InstancePrediction:
@@ -36,29 +33,11 @@ def _prediction() -> InstancePrediction:
 
 
 def _store(path: Path) -> Path:
-    write_instance_predictions(
-        [PredictedImage("a.png", _prediction())],
-        path,
-        classes=CLASSES,
-        colors=COLORS,
-        coco=False,
-        overlays=False,
-    )
-    return path
+    return instance_store(path, _prediction(), name="a.png")
 
 
 def _objects(path: Path, options: ReadOptions | None = None) -> list[tuple[str, bytes]]:
-    annotations = read_annotations(path, options=options)
-    names = annotations.labels.class_names
-    out = []
-    for item in annotations:
-        targets = build_targets(AnnotatedImage(item.image, item.shapes), annotations.labels)
-        for raster, label in zip(targets.instances.rasters, targets.instances.labels, strict=True):
-            full = np.zeros((item.image.height, item.image.width), bool)
-            (top, left), m = raster.origin, raster.mask
-            full[top : top + m.shape[0], left : left + m.shape[1]] = m
-            out.append((names[int(label)], full.tobytes()))
-    return sorted(out)
+    return sorted((name, mask.tobytes()) for name, mask in objects(path, options))
 
 
 def _expected() -> list[tuple[str, bytes]]:

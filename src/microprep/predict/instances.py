@@ -51,7 +51,13 @@ from microprep.targets.types import Instances, Raster
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_BORDER_MARGIN", "Forward", "InstancePrediction", "predict_instances_tiled"]
+__all__ = [
+    "DEFAULT_BORDER_MARGIN",
+    "Forward",
+    "InstancePrediction",
+    "detector_arrays",
+    "predict_instances_tiled",
+]
 
 #: A detector on numpy tiles: ``(C, h, w)`` float32 arrays in, per tile a mapping with
 #: ``labels`` (n,), ``scores`` (n,) and ``masks`` (n, h, w) or (n, 1, h, w) probabilities out
@@ -281,27 +287,9 @@ def _collect(
     margin: int,
 ) -> None:
     """Add the detections of one tile's output above ``score_threshold`` to ``found``."""
-    try:
-        masks = np.asarray(out["masks"])
-        scores = np.asarray(out["scores"], np.float64).reshape(-1)
-        labels = np.asarray(out["labels"], np.int64).reshape(-1)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(
-            f"the detector's output for tile at (y={tile.top}, x={tile.left}) lacks usable "
-            f"'masks', 'scores' and 'labels': {exc}"
-        ) from exc
-    if masks.ndim == 4 and masks.shape[1] == 1:
-        masks = masks[:, 0]
-    if (
-        masks.ndim != 3
-        or masks.shape[1:] != win
-        or not masks.shape[0] == scores.size == labels.size
-    ):
-        raise UsageError(
-            f"the detector's output for tile at (y={tile.top}, x={tile.left}): masks of shape "
-            f"{masks.shape} for {scores.size} scores and {labels.size} labels; expected "
-            f"(n, {win[0]}, {win[1]})"
-        )
+    masks, scores, labels = detector_arrays(
+        out, f"the detector's output for tile at (y={tile.top}, x={tile.left})", window=win
+    )
     h, w = tile.bottom - tile.top, tile.right - tile.left
     cut_top, cut_bottom, cut_left, cut_right = tile.inner
     for k in np.flatnonzero(scores >= score_threshold):
@@ -321,3 +309,34 @@ def _collect(
             or (cut_right and c1 > w - margin - 1)
         )
         found.tile.append(index)
+
+
+def detector_arrays(
+    out: Mapping[str, Any], where: str, *, window: tuple[int, ...] | None = None
+) -> tuple[NDArray[Any], NDArray[np.float64], NDArray[np.int64]]:
+    """``(masks (n, H, W), scores (n,) float64, labels (n,) int64)`` of one detector output
+    (``{"masks": (n, [1,] H, W), "scores", "labels"}``), checked; ``where`` starts the message.
+
+    Raises:
+        UsageError: a key is missing or unusable, or the shapes disagree (or the masks are not
+            ``window``-sized, when given).
+    """
+    try:
+        masks = np.asarray(out["masks"])
+        scores = np.asarray(out["scores"], np.float64).reshape(-1)
+        labels = np.asarray(out["labels"], np.int64).reshape(-1)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{where} lacks usable 'masks', 'scores' and 'labels': {exc}") from exc
+    if masks.ndim == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if (
+        masks.ndim != 3
+        or (window is not None and masks.shape[1:] != window)
+        or not masks.shape[0] == scores.size == labels.size
+    ):
+        expected = "" if window is None else f"; expected (n, {window[0]}, {window[1]})"
+        raise UsageError(
+            f"{where}: masks of shape {masks.shape} for {scores.size} scores and "
+            f"{labels.size} labels{expected}"
+        )
+    return masks, scores, labels

@@ -53,7 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from microprep.errors import UsageError
-from microprep.predict.instances import Forward
+from microprep.predict.instances import Forward, detector_arrays
 from microprep.predict.tta import Symmetry, chosen, parse_tta
 
 __all__ = ["with_instance_tta"]
@@ -88,21 +88,7 @@ def _detections(
     view: int, out: Mapping[str, Any], sym: Symmetry, threshold: float
 ) -> list[_Detection]:
     """The detections of one view's output, masks mapped back by ``sym``."""
-    try:
-        masks = np.asarray(out["masks"])
-        scores = np.asarray(out["scores"], np.float64).reshape(-1)
-        labels = np.asarray(out["labels"], np.int64).reshape(-1)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(
-            f"the detector's output lacks usable masks, scores, labels: {exc}"
-        ) from exc
-    if masks.ndim == 4 and masks.shape[1] == 1:
-        masks = masks[:, 0]
-    if masks.ndim != 3 or not masks.shape[0] == scores.size == labels.size:
-        raise UsageError(
-            f"the detector's output: masks of shape {masks.shape} for {scores.size} scores "
-            f"and {labels.size} labels"
-        )
+    masks, scores, labels = detector_arrays(out, "the detector's output")
     back = sym.invert((masks > threshold).astype(np.float32)) > 0
     found = []
     for k in range(back.shape[0]):
