@@ -44,16 +44,23 @@ from microprep.cli.main import main as prep
 RECIPE = ROOT / "sample_data" / "train-maskrcnn-few.yaml"
 
 
-def run_case(name: str, path: Path, work: Path, sets: list[str], tta: str | None) -> dict[str, Any]:
-    """Train, predict (plain, and with ``tta`` when given), evaluate; scores and times."""
+def run_case(
+    name: str, path: Path, work: Path, sets: list[str], tta: str | None, reuse: bool = False
+) -> dict[str, Any]:
+    """Train (unless ``reuse`` and trained already), predict (plain, and with ``tta`` when
+    given), evaluate; scores and times."""
     run = work / f"mrcnn-{name}"
-    shutil.rmtree(run, ignore_errors=True)
-    cpu0, began = cpu_seconds(), time.perf_counter()
-    args = ["train", "maskrcnn", str(path), "--out", str(run), "--config", str(RECIPE),
-            "--device", "cpu", "-q", "--set", "seed=0", *sets]  # fmt: skip
-    if prep(args):
-        sys.exit(f"{name}: training failed")
-    trained, cpu = time.perf_counter() - began, cpu_seconds() - cpu0
+    cpu: float | None = None
+    if reuse and (run / "summary.json").is_file():
+        trained = float(json.loads((run / "summary.json").read_text())["seconds_this_session"])
+    else:
+        shutil.rmtree(run, ignore_errors=True)
+        cpu0, began = cpu_seconds(), time.perf_counter()
+        args = ["train", "maskrcnn", str(path), "--out", str(run), "--config", str(RECIPE),
+                "--device", "cpu", "-q", "--set", "seed=0", *sets]  # fmt: skip
+        if prep(args):
+            sys.exit(f"{name}: training failed")
+        trained, cpu = time.perf_counter() - began, cpu_seconds() - cpu0
     summary = json.loads((run / "summary.json").read_text())
     results = {}
     for label, extra in (("", []), ("+tta", ["--tta", tta])) if tta else (("", []),):
@@ -79,7 +86,7 @@ def run_case(name: str, path: Path, work: Path, sets: list[str], tta: str | None
             },
             "epochs": summary["epochs_run"],
             "train_seconds": round(trained, 1),
-            "train_cpu_seconds": round(cpu, 1),
+            "train_cpu_seconds": None if cpu is None else round(cpu, 1),
             "predict_seconds": round(predicted, 1),
         }
     return results
@@ -92,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-images", type=int, default=8, help="test micrographs (<= 34)")
     parser.add_argument("--tta", default="flips", help="--tta of the third case (all, flips, N)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep runs already trained in WORK (no CPU time)"
+    )
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="fewshot-mrcnn-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -107,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"recipe": RECIPE.name, "steps": steps}
     old = ["--set", "data.samples_per_epoch=null", "--set", "data.auto_augment=false",
            "--epochs", str(old_epochs)]  # fmt: skip
-    results.update(run_case("old", path, work, old, None))
-    results.update(run_case("new", path, work, [], args.tta))
+    results.update(run_case("old", path, work, old, None, args.reuse))
+    results.update(run_case("new", path, work, [], args.tta, args.reuse))
     for key in ("old", "new", "new+tta"):
         r = results[key]
         print(f"{key:8s} merged IoU macro {r['merged_iou_macro']:.3f}  per class "

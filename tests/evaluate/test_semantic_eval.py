@@ -10,13 +10,15 @@ import pytest
 import tifffile
 from PIL import Image
 
-from microprep.errors import InputError, StoreError, UsageError
+from microprep.errors import InputError, UsageError
 from microprep.evaluate import evaluate_semantic, match_key, write_json
 from microprep.model import ImageInfo, LabelMap, LabelSpec
+from microprep.predict.instances import InstancePrediction
+from microprep.predict.instances_write import PredictedImage, write_instance_predictions
 from microprep.predict.write import PredictionWriter
 from microprep.splits import Region, Splits, default_splits_path, save_splits
 from microprep.store import ZarrSink
-from microprep.targets.types import Instances, Targets
+from microprep.targets.types import Instances, Raster, Targets
 
 CLASSES = ["background", "pore", "crack"]
 
@@ -187,10 +189,25 @@ def test_bad_inputs(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(rgb / "a.png")
     with pytest.raises(InputError, match="not a class-index image"):
         evaluate_semantic(rgb, truth)
-    instances = tmp_path / "inst.zarr"
-    PredictionWriter(instances, classes=CLASSES, colors=[[0, 0, 0]] * 3, kind="instances").close()
-    with pytest.raises(StoreError, match="--kind instances"):
-        evaluate_semantic(instances, truth)
+
+
+def test_instance_prediction_scores_the_merged_objects(tmp_path: Path) -> None:
+    truth_map = np.zeros((8, 8), np.uint8)
+    truth_map[1:4, 1:4] = 1  # one pore
+    truth_map[5:7, 5:8] = 2  # one crack, never found
+    truth = make_truth(tmp_path / "gt.zarr", {"a.png": truth_map})
+    # the pore found as two objects whose union is exactly the pore
+    left, right = np.ones((3, 2), bool), np.ones((3, 1), bool)
+    pred = InstancePrediction.from_rasters(
+        (8, 8), [Raster((1, 1), left), Raster((1, 3), right)], labels=[1, 1], scores=[0.9, 0.8]
+    )
+    out = tmp_path / "inst.zarr"
+    write_instance_predictions([PredictedImage("a.png", pred)], out, classes=CLASSES,
+                               colors=[[0, 0, 0]] * 3, coco=False, overlays=False)  # fmt: skip
+    report = evaluate_semantic(out, truth)
+    per_class = report.as_dict()["per_class"]
+    assert per_class["pore"]["iou"] == 1.0  # merged IoU: the two objects together
+    assert per_class["crack"]["iou"] == 0.0
 
 
 def test_report_json_round_trip(tmp_path: Path) -> None:

@@ -99,7 +99,8 @@ def open_labels(path: str | Path, *, role: str) -> LabelSource:
         role: ``"prediction"`` or ``"ground truth"``, for messages.
 
     Raises:
-        StoreError: a store that cannot be opened (or an instance prediction store).
+        StoreError: a store that cannot be opened. An instance prediction store gives the
+            class maps of its objects.
         InputError: a missing path, a file, or a folder without label images.
     """
     path = Path(path)
@@ -113,10 +114,11 @@ def open_labels(path: str | Path, *, role: str) -> LabelSource:
         )
     if _has_prediction_attrs(path):
         attrs = read_prediction_attrs(path)
-        if attrs.get("kind") != "semantic":
+        # an instance prediction also stores its objects' class map (the higher score on top):
+        # scored as class maps, its per-class IoU is the merged IoU of the objects
+        if attrs.get("kind") not in ("semantic", "instances"):
             raise StoreError(
-                f"{path} holds a {attrs.get('kind')!r} prediction, not a semantic one; use "
-                "--kind instances"
+                f"{path} holds a {attrs.get('kind')!r} prediction, not class maps or instances"
             )
         root: Any = zarr.open_group(str(path), mode="r")
         items = [
