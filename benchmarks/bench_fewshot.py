@@ -94,6 +94,27 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def predict_and_score(
+    run: Path, path: Path, work: Path, case: str, extra: list[str], evaluate: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], float]:
+    """``prep predict`` of ``WORK/test`` with ``run`` (plus ``extra`` options) into
+    ``WORK/pred-CASE.zarr``, then ``prep evaluate --split test`` against ``path`` (plus
+    ``evaluate`` options); the JSON report and the prediction's wall seconds."""
+    pred = work / f"pred-{case}.zarr"
+    began = time.perf_counter()
+    code = prep(["predict", str(run), str(work / "test"), "--out", str(pred), "--device", "cpu",
+                 "--no-overlays", "-q", "--force", *extra])  # fmt: skip
+    if code:
+        sys.exit(f"{case}: predict failed")
+    predicted = time.perf_counter() - began
+    scores = work / f"scores-{case}.json"
+    code = prep(["evaluate", str(pred), str(path), "--split", "test", *evaluate, "--json",
+                 str(scores)])  # fmt: skip
+    if code:
+        sys.exit(f"{case}: evaluate failed")
+    return json.loads(scores.read_text()), predicted
+
+
 def run_case(
     name: str, path: Path, work: Path, recipe: Path, sets: list[str], tta: bool
 ) -> dict[str, Any]:
@@ -109,19 +130,7 @@ def run_case(
     summary = json.loads((run / "summary.json").read_text())
     results = {}
     for label, extra in (("", []), ("+tta", ["--tta", "all"])) if tta else (("", []),):
-        pred = work / f"pred-{name}{label}.zarr"
-        began = time.perf_counter()
-        code = prep(["predict", str(run), str(work / "test"), "--out", str(pred), "--device", "cpu",
-                     "--no-overlays", "-q", "--force", *extra])  # fmt: skip
-        if code:
-            sys.exit(f"{name}{label}: predict failed")
-        predicted = time.perf_counter() - began
-        scores = work / f"scores-{name}{label}.json"
-        code = prep(["evaluate", str(pred), str(path), "--split", "test", "--json",
-                     str(scores)])  # fmt: skip
-        if code:
-            sys.exit(f"{name}{label}: evaluate failed")
-        report = json.loads(scores.read_text())
+        report, predicted = predict_and_score(run, path, work, f"{name}{label}", extra)
         results[name + label] = {
             "test_iou_macro": round(float(report["macro"]["iou"]), 4),
             "per_class_iou": {

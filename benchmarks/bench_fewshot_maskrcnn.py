@@ -38,7 +38,14 @@ from typing import Any
 
 import yaml
 
-from bench_fewshot import ROOT, TRAIN_ROWS, cpu_seconds, grid_windows, store
+from bench_fewshot import (
+    ROOT,
+    TRAIN_ROWS,
+    cpu_seconds,
+    grid_windows,
+    predict_and_score,
+    store,
+)
 from microprep.cli.main import main as prep
 
 RECIPE = ROOT / "sample_data" / "train-maskrcnn-few.yaml"
@@ -64,19 +71,9 @@ def run_case(
     summary = json.loads((run / "summary.json").read_text())
     results = {}
     for label, extra in (("", []), ("+tta", ["--tta", tta])) if tta else (("", []),):
-        pred = work / f"mrcnn-pred-{name}{label}.zarr"
-        began = time.perf_counter()
-        code = prep(["predict", str(run), str(work / "test"), "--out", str(pred), "--device", "cpu",
-                     "--no-overlays", "-q", "--force", *extra])  # fmt: skip
-        if code:
-            sys.exit(f"{name}{label}: predict failed")
-        predicted = time.perf_counter() - began
-        scores = work / f"mrcnn-scores-{name}{label}.json"
-        code = prep(["evaluate", str(pred), str(path), "--split", "test", "--kind", "semantic",
-                     "--json", str(scores)])  # fmt: skip
-        if code:
-            sys.exit(f"{name}{label}: evaluate failed")
-        report = json.loads(scores.read_text())
+        report, predicted = predict_and_score(
+            run, path, work, f"mrcnn-{name}{label}", extra, ("--kind", "semantic")
+        )
         results[name + label] = {
             "merged_iou_macro": round(float(report["macro"]["iou"]), 4),
             "merged_iou": {
