@@ -8,9 +8,10 @@ The sample training set (``sample_data/training``, 36 micrographs of 512 x 512) 
 once into ``WORK/fewshot.zarr`` (kept between runs). The splits file gives the first two
 micrographs to training (rows 0-400) and validation (rows 416-512, a region split as ``prep
 split --by region`` makes it) and the other 34 whole micrographs to test. Both cases train the
-recipe (default ``sample_data/train-unet.yaml``: depth 5, 16 base filters, 256 px windows,
+recipe (default ``sample_data/train-unet-few.yaml``: depth 5, 16 base filters, 256 px windows,
 batch 4) for the same number of optimiser steps, predict the test micrographs with the best
-checkpoint (picked on the validation region) and are scored by ``prep evaluate --split test``:
+checkpoint (picked on the validation region, validated as often in both cases) and are scored
+by ``prep evaluate --split test``:
 
 * **old defaults**: the fixed grid of windows (stride half the window) seen again every epoch,
   flips and quarter turns only (``data.samples_per_epoch=null``, ``data.auto_augment=false``),
@@ -151,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; see the module doc."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=None, help="work folder (kept)")
-    parser.add_argument("--recipe", type=Path, default=ROOT / "sample_data" / "train-unet.yaml")
+    parser.add_argument(
+        "--recipe", type=Path, default=ROOT / "sample_data" / "train-unet-few.yaml"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--test-images", type=int, default=34, help="test micrographs (<= 34)")
     args = parser.parse_args(argv)
@@ -164,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = int(recipe["epochs"]) * (int(data["samples_per_epoch"]) // batch)
     grid = grid_windows(TRAIN_ROWS, 512, 2, window)
     old_epochs = math.ceil(steps / max(grid // batch, 1))
+    # as many validations (best-checkpoint candidates) in both cases
+    validations = math.ceil(int(recipe["epochs"]) / int(recipe.get("val_every", 1)))
+    old_val_every = max(old_epochs // validations, 1)
     print(
         f"recipe {args.recipe.name}: {steps} optimiser steps of {batch} windows of {window} px; "
         f"old defaults: {old_epochs} epochs of the {grid}-window grid; test: "
@@ -172,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: dict[str, Any] = {"recipe": args.recipe.name, "steps": steps, "window": window}
     old_sets = ["--set", "data.samples_per_epoch=null", "--set", "data.auto_augment=false",
-                "--epochs", str(old_epochs)]  # fmt: skip
+                "--epochs", str(old_epochs), "--set", f"val_every={old_val_every}"]  # fmt: skip
     results.update(run_case("old", path, work, args.recipe, old_sets, tta=False))
     results.update(run_case("new", path, work, args.recipe, [], tta=True))
     for key in ("old", "new", "new+tta"):

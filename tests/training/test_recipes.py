@@ -17,6 +17,7 @@ RECIPES = {
     "maskrcnn": "maskrcnn",
     "maskrcnn-few": "maskrcnn",
     "unet-3d": "unet",
+    "unet-few": "unet",
 }  # file -> trainer
 
 
@@ -52,6 +53,22 @@ def test_the_3d_recipe_is_budgeted_in_steps_of_3d_windows() -> None:
     model = config["model"]
     assert isinstance(model, dict)
     assert all(side % 2 ** (int(model["depth"]) - 1) == 0 for side in window)
+
+
+def test_the_few_image_unet_recipe_draws_random_windows_with_the_microscopy_augmentation() -> None:
+    config = recipe("unet-few")
+    data = config["data"]
+    assert isinstance(data, dict)
+    epochs, per_epoch, batch = config["epochs"], data["samples_per_epoch"], config["batch_size"]
+    assert isinstance(epochs, int) and isinstance(per_epoch, int) and isinstance(batch, int)
+    # the step budget that docs/training.md gives the wall time of (and the file states)
+    assert epochs * per_epoch // batch == 640
+    assert "640 steps" in (SAMPLE_DATA / "train-unet-few.yaml").read_text()
+    # a few micrographs count as a small set: the microscopy recipe is on
+    augment = augment_config(data, images=2)
+    assert augment is not None and augment.recipe == "microscopy"
+    # the best of every epoch's validation is kept
+    assert config["val_every"] == 1
 
 
 def test_the_few_image_recipe_draws_random_windows_with_the_microscopy_augmentation() -> None:
