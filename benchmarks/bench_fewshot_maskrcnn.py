@@ -3,20 +3,20 @@
 Usage::
 
     python benchmarks/bench_fewshot_maskrcnn.py [--work DIR] [--test-images 8] [--tta flips]
-                                                [--json OUT]
+                                                [--json OUT] [--reuse]
 
 The same store and splits as ``bench_fewshot.py`` (the first two micrographs of
 ``sample_data/training``: rows 0-400 to train, rows 416-512 to validate; the next
-``--test-images`` whole micrographs to test). Both cases train
-``sample_data/train-maskrcnn-few.yaml`` (random weights, 256 px windows, batch 2) for the same
-number of optimiser steps:
+``--test-images`` whole micrographs to test). Both cases train from random weights with
+``sample_data/train-maskrcnn-few.yaml`` (256 px windows, batch 2) for the same number of
+optimiser steps and about as many validations (best-checkpoint candidates):
 
-* **old defaults**: the fixed grid of windows seen again every epoch, flips and quarter turns
-  only (``data.samples_per_epoch=null``, ``data.auto_augment=false``), with as many epochs as
-  give the recipe's step count;
-* **new defaults**: the recipe as shipped: random windows and the small-dataset microscopy
-  augmentation;
-* **new defaults + TTA**: the same run predicted with ``--tta`` (``flips`` by default: 4 views).
+* **recipe**: as shipped: the fixed grid of windows seen again every epoch, flips and quarter
+  turns only (the recipe turns ``data.auto_augment`` off);
+* **random + augmentation**: ``data.samples_per_epoch`` random windows, new ones every epoch,
+  and the small-dataset microscopy augmentation (``data.auto_augment=true``), with as many
+  epochs as give the recipe's step count;
+* **recipe + TTA**: the recipe's run predicted with ``--tta`` (``flips`` by default: 4 views).
 
 Each is scored by ``prep evaluate --kind semantic``: the class map of the predicted objects
 (their union per class, the higher score on top) against the ground truth's class map, so the
@@ -89,6 +89,11 @@ def run_case(
     return results
 
 
+#: Random windows per epoch of the comparison case (a validation every epoch, about as often
+#: as the recipe validates).
+RANDOM_PER_EPOCH = 32
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; see the module doc."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -105,20 +110,24 @@ def main(argv: list[str] | None = None) -> int:
     path = store(work, args.test_images)
     recipe = yaml.safe_load(RECIPE.read_text())
     data, batch = recipe["data"], int(recipe["batch_size"])
-    steps = int(recipe["epochs"]) * (int(data["samples_per_epoch"]) // batch)
-    grid = grid_windows(TRAIN_ROWS, 512, 2, int(data["window"]))
-    old_epochs = math.ceil(steps / max(grid // batch, 1))
-    print(f"recipe {RECIPE.name}: {steps} optimiser steps of {batch} windows; old defaults: "
-          f"{old_epochs} epochs of the {grid}-window grid; test: {args.test_images} images",
+    if data.get("samples_per_epoch"):
+        steps = int(recipe["epochs"]) * (int(data["samples_per_epoch"]) // batch)
+    else:
+        grid = grid_windows(TRAIN_ROWS, 512, 2, int(data["window"]))
+        steps = int(recipe["epochs"]) * max(grid // batch, 1)
+    random_epochs = math.ceil(steps / (RANDOM_PER_EPOCH // batch))
+    print(f"recipe {RECIPE.name}: {steps} optimiser steps of {batch} windows; random windows: "
+          f"{random_epochs} epochs of {RANDOM_PER_EPOCH}; test: {args.test_images} images",
           flush=True)  # fmt: skip
     results: dict[str, Any] = {"recipe": RECIPE.name, "steps": steps}
-    old = ["--set", "data.samples_per_epoch=null", "--set", "data.auto_augment=false",
-           "--epochs", str(old_epochs)]  # fmt: skip
-    results.update(run_case("old", path, work, old, None, args.reuse))
-    results.update(run_case("new", path, work, [], args.tta, args.reuse))
-    for key in ("old", "new", "new+tta"):
+    results.update(run_case("recipe", path, work, [], args.tta, args.reuse))
+    random = ["--set", f"data.samples_per_epoch={RANDOM_PER_EPOCH}", "--set",
+              "data.auto_augment=true", "--epochs", str(random_epochs),
+              "--set", "val_every=1"]  # fmt: skip
+    results.update(run_case("random+aug", path, work, random, None, args.reuse))
+    for key in ("recipe", "recipe+tta", "random+aug"):
         r = results[key]
-        print(f"{key:8s} merged IoU macro {r['merged_iou_macro']:.3f}  per class "
+        print(f"{key:10s} merged IoU macro {r['merged_iou_macro']:.3f}  per class "
               f"{r['merged_iou']}  train {r['train_seconds']} s ({r['train_cpu_seconds']} CPU "
               f"s), predict {r['predict_seconds']} s", flush=True)  # fmt: skip
     if args.json:

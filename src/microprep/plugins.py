@@ -10,6 +10,14 @@ a trainer *class* (or factory) in the entry-point group ``microprep.trainers``::
     [project.entry-points."microprep.trainers"]
     unet = "microprep_unet.plugin:UNetTrainer"
 
+A trainer with ``prep predict`` options may also register their schema, torch-free, in the
+group ``microprep.predict_options`` under the same name::
+
+    [project.entry-points."microprep.predict_options"]
+    unet = "microprep_unet.predict_options:PREDICT_SCHEMA"
+
+so that ``prep predict`` builds its options (and ``--help``) without importing the trainer.
+
 Discovery only reads the installed packages' metadata: a plugin module (and torch) is imported
 when that trainer is actually used. A plugin that fails to import or to build is reported as
 broken (:func:`discover`) and never stops the other trainers from working.
@@ -38,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: The entry-point group trainers register in.
 GROUP = "microprep.trainers"
+#: The entry-point group of the trainers' torch-free ``prep predict`` option schemas.
+OPTIONS_GROUP = "microprep.predict_options"
 
 
 class PluginError(UsageError):
@@ -104,6 +114,10 @@ def _entry_points() -> list[EntryPoint]:
     return sorted(entry_points(group=GROUP), key=lambda ep: ep.name)
 
 
+def _option_entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in sorted(entry_points(group=OPTIONS_GROUP), key=lambda e: e.name)}
+
+
 def discover() -> dict[str, PluginInfo]:
     """The registered trainers by name, without importing any of them.
 
@@ -162,15 +176,23 @@ def predict_options_of(trainer: Any, name: str) -> dict[str, dict[str, Any]]:
 
 def all_predict_options() -> dict[str, dict[str, dict[str, Any]]]:
     """The ``prep predict`` options of every installed trainer that loads, by trainer name
-    (a broken trainer is left out here; it is reported when a run of it is predicted)."""
+    (a broken trainer is left out here; it is reported when a run of it is predicted).
+
+    A trainer that registers its schema in :data:`OPTIONS_GROUP` is not imported; the others
+    are loaded to ask their ``predict_schema()``.
+    """
+    from microprep.training.predict_options import check_predict_schema
+
+    declared = _option_entry_points()
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name in discover():
         try:
-            trainer = load_trainer(name)
-        except PluginError as exc:
+            if name in declared:
+                out[name] = check_predict_schema(declared[name].load(), name)
+            else:
+                out[name] = predict_options_of(load_trainer(name), name)
+        except Exception as exc:  # a broken plugin must not take `prep predict` down
             logger.debug("trainer %s left out of the predict options: %s", name, exc)
-            continue
-        out[name] = predict_options_of(trainer, name)
     return out
 
 

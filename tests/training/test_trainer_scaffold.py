@@ -189,3 +189,49 @@ def test_checkpoint_for_prediction_takes_given_then_best_then_latest(tmp_path: P
     assert checkpoint_for_prediction(folder, given)[1]["epoch"] == 2
     (folder / BEST).unlink()
     assert checkpoint_for_prediction(folder)[0].name == "epoch-0002.pt"
+
+
+#: A schema registered in the torch-free group for a trainer that is never imported here.
+DECLARED = {"type": "object", "properties": {"halo": {"type": "integer", "default": 3}}}
+
+
+def test_declared_predict_options_are_read_without_importing_the_trainer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trainer = EntryPoint("ghost", "no_such_module_anywhere:Ghost", plugins.GROUP)
+    options = EntryPoint(
+        "ghost", "training.test_trainer_scaffold:DECLARED", plugins.OPTIONS_GROUP
+    )
+    original, declared = plugins._entry_points, plugins._option_entry_points
+    monkeypatch.setattr(plugins, "_entry_points", lambda: sorted([*original(), trainer]))
+    monkeypatch.setattr(plugins, "_option_entry_points", lambda: {**declared(), "ghost": options})
+    found = plugins.all_predict_options()
+    # the trainer's module does not even exist: its options come from the declared schema
+    assert found["ghost"] == {"halo": {"type": "integer", "default": 3}}
+    with pytest.raises(plugins.PluginError, match="failed to load"):
+        plugins.load_trainer("ghost")
+
+
+@pytest.mark.parametrize("name", ["unet", "maskrcnn"])
+def test_a_built_in_trainers_declared_options_are_its_own(name: str) -> None:
+    declared = plugins._option_entry_points()
+    assert name in declared  # registered in the plugin's pyproject.toml
+    trainer = plugins.load_trainer(name)
+    assert declared[name].load() == trainer.predict_schema()
+
+
+def test_predict_help_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from microprep.cli.main import cli\n"
+        "out = CliRunner().invoke(cli, ['predict', '--help'], terminal_width=200).output\n"
+        "assert '--score-threshold' in out and '--probabilities' in out, out\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

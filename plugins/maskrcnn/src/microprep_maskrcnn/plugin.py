@@ -42,6 +42,7 @@ from microprep.training.loop import Evaluate, TrainStep
 from microprep.training.runtime import Precision
 from microprep.training.trainer import BaseTrainer, Setup
 from microprep_maskrcnn.model import build_model
+from microprep_maskrcnn.predict_options import PREDICT_SCHEMA
 from microprep_maskrcnn.validation import evaluate_detector
 from microprep_maskrcnn.weights import WeightsError
 
@@ -49,26 +50,6 @@ __all__ = ["MaskRCNNTrainer", "build_network", "model_sizes", "train_step"]
 
 logger = logging.getLogger(__name__)
 
-#: Mask R-CNN's own ``prep predict`` options.
-PREDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "score_threshold": {
-            "type": "number",
-            "minimum": 0,
-            "maximum": 1,
-            "default": 0.5,
-            "description": "Keep instances scoring at least this (Mask R-CNN).",
-        },
-        "mask_threshold": {
-            "type": "number",
-            "minimum": 0,
-            "maximum": 1,
-            "default": 0.5,
-            "description": "Mask probability threshold (Mask R-CNN).",
-        },
-    },
-}
 
 
 def model_sizes(

@@ -18,24 +18,42 @@ Example:
 
 from __future__ import annotations
 
-from microprep_unet.losses import (
-    LOSS_TERMS,
-    WEIGHT_METHODS,
-    CombinedLoss,
-    class_weights,
-    cross_entropy,
-    jaccard2,
-    parse_loss,
-    soft_dice,
-)
-from microprep_unet.model import (
-    NORMS,
-    UPSAMPLINGS,
-    ResidualBlock,
-    ShapeError,
-    UNet,
-    count_parameters,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from microprep_unet.losses import (
+        LOSS_TERMS,
+        WEIGHT_METHODS,
+        CombinedLoss,
+        class_weights,
+        cross_entropy,
+        jaccard2,
+        parse_loss,
+        soft_dice,
+    )
+    from microprep_unet.model import (
+        NORMS,
+        UPSAMPLINGS,
+        ResidualBlock,
+        ShapeError,
+        UNet,
+        count_parameters,
+    )
+
+# The names load on first use (PEP 562), so that importing the package, for example for its
+# torch-free ``predict_options``, does not import torch.
+_HOMES = {
+    **dict.fromkeys(
+        ("LOSS_TERMS", "WEIGHT_METHODS", "CombinedLoss", "class_weights", "cross_entropy",
+         "jaccard2", "parse_loss", "soft_dice"),
+        "microprep_unet.losses",
+    ),
+    **dict.fromkeys(
+        ("NORMS", "UPSAMPLINGS", "ResidualBlock", "ShapeError", "UNet", "count_parameters"),
+        "microprep_unet.model",
+    ),
+}  # fmt: skip
 
 __all__ = [
     "LOSS_TERMS",
@@ -55,3 +73,10 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

@@ -45,22 +45,12 @@ from microprep.training.stores import class_counts, store_colors
 from microprep.training.trainer import BaseTrainer, Setup
 from microprep_unet.losses import CombinedLoss, class_weights, parse_loss
 from microprep_unet.model import UNet
+from microprep_unet.predict_options import PREDICT_SCHEMA
 
 __all__ = ["UNetTrainer", "build_network", "class_counts"]
 
 logger = logging.getLogger(__name__)
 
-#: The U-Net's own ``prep predict`` options.
-PREDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "probabilities": {
-            "type": "boolean",
-            "default": False,
-            "description": "Also store class probabilities (U-Net).",
-        }
-    },
-}
 
 
 def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> SegmentationDataset:
