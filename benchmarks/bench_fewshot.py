@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; see the module doc."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=None, help="work folder (kept)")
-    parser.add_argument(
-        "--recipe", type=Path, default=ROOT / "sample_data" / "train-unet-few.yaml"
-    )
+    parser.add_argument("--recipe", type=Path, default=ROOT / "sample_data" / "train-unet-few.yaml")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--test-images", type=int, default=34, help="test micrographs (<= 34)")
     args = parser.parse_args(argv)

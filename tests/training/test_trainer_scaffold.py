@@ -199,9 +199,7 @@ def test_declared_predict_options_are_read_without_importing_the_trainer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     trainer = EntryPoint("ghost", "no_such_module_anywhere:Ghost", plugins.GROUP)
-    options = EntryPoint(
-        "ghost", "training.test_trainer_scaffold:DECLARED", plugins.OPTIONS_GROUP
-    )
+    options = EntryPoint("ghost", "training.test_trainer_scaffold:DECLARED", plugins.OPTIONS_GROUP)
     original, declared = plugins._entry_points, plugins._option_entry_points
     monkeypatch.setattr(plugins, "_entry_points", lambda: sorted([*original(), trainer]))
     monkeypatch.setattr(plugins, "_option_entry_points", lambda: {**declared(), "ghost": options})

@@ -51,7 +51,6 @@ __all__ = ["MaskRCNNTrainer", "build_network", "model_sizes", "train_step"]
 logger = logging.getLogger(__name__)
 
 
-
 def model_sizes(
     window: Sequence[int], *, min_size: int | None = None, max_size: int | None = None
 ) -> tuple[int, int]:

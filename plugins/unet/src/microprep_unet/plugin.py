@@ -52,7 +52,6 @@ __all__ = ["UNetTrainer", "build_network", "class_counts"]
 logger = logging.getLogger(__name__)
 
 
-
 def _dataset(job: TrainJob, source: DataSource, *, train: bool) -> SegmentationDataset:
     data = job.config["data"]
     window = data["window"]
