@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 from microprep.cli.main import main
-from microprep.outputs import MARKER, _exchange
+from microprep.output_swap import exchange as _exchange
+from microprep.outputs import MARKER
 
 Capture = pytest.CaptureFixture[str]
 

@@ -31,44 +31,45 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import json
 import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
-import sys
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from microprep.errors import LockedError, StoreError, SystemRefusedError, UsageError, system_refusal
+from microprep.errors import StoreError, SystemRefusedError, UsageError, system_refusal
+from microprep.output_lock import acquire, lock_path, release
+from microprep.output_swap import CRASH_ENV, NO_EXCHANGE_ENV, exists, recover, swap
 
 logger = logging.getLogger(__name__)
-
-#: A lock file that cannot be parsed is taken for one being written until it is this old (s).
-_UNREADABLE_LOCK_GRACE_S = 10.0
 
 #: The modes outputs are created with; the OS takes the umask off, as for a plain ``open()`` and
 #: ``mkdir()`` (``tempfile.mkstemp`` would give 0600 whatever the umask).
 FILE_MODE = 0o666
 DIR_MODE = 0o777
 
+__all__ = [
+    "CRASH_ENV",
+    "DIR_MODE",
+    "FILE_MODE",
+    "MARKER",
+    "NO_EXCHANGE_ENV",
+    "OutputPolicy",
+    "atomic_output",
+    "check_not_inputs",
+    "is_microprep_output",
+    "output_policy",
+    "write_file_atomic",
+]
+
 #: The file every output folder carries: an existing folder holding it may be replaced.
 MARKER = ".microprep-output"
 _MARKER_TEXT = "written by microprep; this folder is replaced by the next run writing here\n"
-
-#: Testing hook: a run whose environment names one of the moments of :func:`_swap`
-#: (``before-swap``, ``swap-gap``, ``after-swap``) kills itself there with SIGKILL.
-CRASH_ENV = "MICROPREP_CRASH_AT"
-#: Testing hook: set to 1 to swap by two renames even where the OS exchanges in one step.
-NO_EXCHANGE_ENV = "MICROPREP_NO_EXCHANGE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,7 @@ def atomic_output(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
         path = Path(os.path.realpath(path))
     policy = _policy.get()
     check_not_inputs(path, policy.inputs)
-    if not overwrite and _exists(path):
+    if not overwrite and exists(path):
         raise StoreError(f"{path} already exists; remove it or allow overwriting")
     _check_target(path)
     _check_replaceable(path, policy.force)
@@ -213,11 +214,11 @@ def atomic_output(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the folder {path.parent}: {exc}") from exc
-    lock = _lock_path(path)
-    _acquire(lock, path)
+    lock = lock_path(path)
+    acquire(lock, path)
     try:
-        _recover(path)
-        if not overwrite and _exists(path):
+        recover(path)
+        if not overwrite and exists(path):
             raise StoreError(f"{path} already exists; remove it or allow overwriting")
         _check_replaceable(path, policy.force)
         tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
@@ -237,12 +238,12 @@ def atomic_output(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
             raise
         try:
             _mark(tmp, path)
-            _swap(tmp, path)
+            swap(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     finally:
-        _release(lock)
+        release(lock)
 
 
 def write_file_atomic(path: str | Path, data: bytes) -> Path:
@@ -305,14 +306,6 @@ def _mark(tmp: Path, path: Path) -> None:
         ) from exc
 
 
-def _exists(path: Path) -> bool:
-    return path.exists() or path.is_symlink()
-
-
-def _lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
 def _check_target(path: Path) -> None:
     """Refuse targets that must never be replaced wholesale."""
     if path.exists() and not path.is_dir():
@@ -327,202 +320,3 @@ def _check_target(path: Path) -> None:
             f"refusing to use {path} as an output folder: it would replace the current, home or "
             "a root folder; choose a new folder name"
         )
-
-
-def _host() -> str:
-    return socket.gethostname()
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError as exc:
-        return exc.errno != errno.ESRCH
-    return True
-
-
-def _read_lock(lock: Path) -> tuple[int, str] | None:
-    """``(pid, hostname)`` from a lock file, or None when it cannot be parsed."""
-    try:
-        lines = lock.read_text(encoding="utf-8").splitlines()
-        return int(lines[0].strip()), lines[1].strip()
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _acquire(lock: Path, target: Path) -> None:
-    """Create ``lock`` exclusively; take over a stale one once; else raise LockedError."""
-    content = f"{os.getpid()}\n{_host()}\n".encode()
-    for _attempt in range(3):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            _take_over_if_stale(lock, target)
-            continue
-        except OSError as exc:
-            raise StoreError(f"cannot create the lock file {lock}: {exc}") from exc
-        try:
-            os.write(fd, content)
-        finally:
-            os.close(fd)
-        return
-    raise LockedError(f"{target} is locked (lock file {lock}); another run keeps taking it")
-
-
-def _take_over_if_stale(lock: Path, target: Path) -> None:
-    """Remove ``lock`` if the process that wrote it is gone; raise LockedError otherwise."""
-    try:
-        before = lock.stat()
-    except FileNotFoundError:
-        return  # released meanwhile: try again
-    owner = _read_lock(lock)
-    if owner is None:
-        if time.time() - before.st_mtime < _UNREADABLE_LOCK_GRACE_S:
-            raise LockedError(
-                f"{target} is locked by another run (lock file {lock} is being written); "
-                "wait for it or remove the lock file if that run is gone"
-            )
-        reason = "an unreadable lock file"
-    else:
-        pid, host = owner
-        if host != _host():
-            raise LockedError(
-                f"{target} is locked by a run on host {host!r} (pid {pid}, lock file {lock}); "
-                "wait for it or remove the lock file if that run is gone"
-            )
-        if _pid_alive(pid):
-            raise LockedError(
-                f"{target} is locked by another run (pid {pid}, lock file {lock}); "
-                "wait for it or remove the lock file if that run is gone"
-            )
-        reason = f"process {pid} no longer exists"
-    with contextlib.suppress(FileNotFoundError):
-        if lock.stat().st_ino != before.st_ino:
-            return  # replaced meanwhile by another run: look again
-        lock.unlink()
-    logger.warning("taking over the stale lock %s (%s)", lock, reason)
-
-
-def _release(lock: Path) -> None:
-    owner = _read_lock(lock)
-    if owner is not None and owner != (os.getpid(), _host()):
-        logger.warning("lock %s is no longer ours (held by pid %d); leaving it", lock, owner[0])
-        return
-    try:
-        lock.unlink()
-    except FileNotFoundError:
-        logger.warning("lock %s disappeared before it was released", lock)
-    except OSError as exc:
-        logger.warning("cannot remove the lock %s: %s", lock, exc)
-
-
-def _leftovers(path: Path, kind: str) -> list[Path]:
-    """Folders ``.<name>.<kind>-*`` beside ``path``, oldest first."""
-    prefix = f".{path.name}.{kind}-"
-    found = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
-    return sorted(found, key=lambda p: p.stat().st_mtime)
-
-
-def _recover(path: Path) -> None:
-    """Under the lock: clean up after runs that died (their temp folders are garbage).
-
-    A run killed in the middle of a swap can leave the earlier output renamed to ``.old-*`` with
-    nothing at ``path``; it is put back.
-    """
-    olds = _leftovers(path, "old")
-    if olds and not _exists(path):
-        latest = olds.pop()
-        logger.warning("restoring %s from %s, left by an interrupted run", path, latest)
-        try:
-            latest.rename(path)
-        except OSError as exc:
-            raise StoreError(f"cannot restore {path} from {latest}: {exc}") from exc
-    for leftover in [*olds, *_leftovers(path, "tmp")]:
-        logger.warning("removing %s, left by an interrupted run", leftover)
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _crash_point(moment: str) -> None:
-    """Testing hook: die here, as a kill -9 would, when :data:`CRASH_ENV` names ``moment``."""
-    if os.environ.get(CRASH_ENV) == moment:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Trade the names of ``a`` and ``b`` in one step (Linux ``renameat2``); False when the OS
-    or the file system cannot, so the caller falls back to two renames."""
-    if not sys.platform.startswith("linux") or os.environ.get(NO_EXCHANGE_ENV) == "1":
-        return False
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):  # a libc without renameat2 (glibc < 2.28, musl < 1.2.x)
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
-    renameat2.argtypes += [ctypes.c_uint]
-    renameat2.restype = ctypes.c_int
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), str(b))
-
-
-def _swap(tmp: Path, path: Path) -> None:
-    """Put ``tmp`` in place at ``path``; an existing ``path`` is replaced only if that succeeds.
-
-    Where the OS allows it the two folders trade names in one step; otherwise the earlier
-    output is renamed aside first, and a run killed before the second rename leaves ``path``
-    missing until the next run puts the earlier output back (:func:`_recover`).
-    """
-    old: Path | None = None
-    _crash_point("before-swap")
-    if _exists(path):
-        try:
-            exchanged = _exchange(tmp, path)
-        except OSError as exc:
-            raise StoreError(f"cannot move the new output into place at {path}: {exc}") from exc
-        if exchanged:
-            _crash_point("after-swap")
-            _remove_earlier(tmp)  # tmp now holds the earlier output
-            return
-        old = path.parent / f".{path.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            path.rename(old)
-        except OSError as exc:
-            raise StoreError(f"cannot move the earlier output {path} aside: {exc}") from exc
-        _crash_point("swap-gap")
-    try:
-        tmp.rename(path)
-    except BaseException as exc:
-        if old is not None:
-            try:
-                old.rename(path)
-            except OSError as undo:
-                raise StoreError(
-                    f"cannot move the new output into place at {path} ({exc}), nor the earlier "
-                    f"one back ({undo}); the earlier output is at {old}"
-                ) from exc
-        if isinstance(exc, OSError):
-            raise StoreError(f"cannot move the new output into place at {path}: {exc}") from exc
-        raise
-    if old is not None:
-        _crash_point("after-swap")
-        _remove_earlier(old)
-
-
-def _remove_earlier(old: Path) -> None:
-    try:
-        shutil.rmtree(old)
-    except OSError as exc:
-        logger.warning("the new output is in place; cannot remove the earlier one %s: %s", old, exc)

@@ -15,12 +15,9 @@ from pycocotools import mask as coco_mask
 from microprep.errors import UsageError
 from microprep.evaluate.coco import coco_ground_truth, evaluate_instances, region_file_name
 from microprep.model import ImageInfo, LabelMap, LabelSpec
+from microprep.predict.coco_results import coco_results_path
 from microprep.predict.instances import InstancePrediction
-from microprep.predict.instances_write import (
-    PredictedImage,
-    coco_results_path,
-    write_instance_predictions,
-)
+from microprep.predict.instances_write import PredictedImage, write_instance_predictions
 from microprep.splits import Region, Splits
 from microprep.store.write import ZarrSink
 from microprep.targets.types import Instances, Raster, Targets

@@ -13,13 +13,10 @@ from pycocotools import mask as coco_mask
 
 from microprep.errors import StoreError, UsageError
 from microprep.outputs import MARKER
+from microprep.predict.coco_results import coco_results_path
 from microprep.predict.instances import InstancePrediction
 from microprep.predict.instances_read import read_instance_predictions
-from microprep.predict.instances_write import (
-    PredictedImage,
-    coco_results_path,
-    write_instance_predictions,
-)
+from microprep.predict.instances_write import PredictedImage, write_instance_predictions
 from microprep.predict.write import read_prediction_attrs
 from microprep.targets.types import Raster
 

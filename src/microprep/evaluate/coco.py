@@ -203,8 +203,8 @@ def _records(pred: str | Path | Sequence[Mapping[str, Any]]) -> tuple[list[dict[
         return [dict(r) for r in pred], "<list>"
     path = Path(pred)
     if path.is_dir():
+        from microprep.predict.coco_results import coco_results
         from microprep.predict.instances_read import read_instance_predictions
-        from microprep.predict.instances_write import coco_results
 
         records: list[dict[str, Any]] = []
         for k, (name, prediction) in enumerate(read_instance_predictions(path), start=1):

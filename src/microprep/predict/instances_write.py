@@ -12,11 +12,8 @@ All three are built in temporary files and put in place only when every input is
 (:func:`microprep.outputs.atomic_output`); inputs are handled one at a time, so memory holds one
 image's objects plus the COCO records (small RLE strings).
 
-**COCO results** (:func:`coco_results`): one record per object, ``{"image_id", "file_name",
-"category_id", "bbox": [x, y, w, h], "score", "segmentation": {"size": [H, W], "counts"}}``;
-``image_id`` is ``1..`` in input order, ``file_name`` the input's name (an extra key that
-pycocotools ignores and :func:`microprep.evaluate.coco.evaluate_instances` matches images by),
-``bbox`` in pixels from the mask. This file is lossless.
+**COCO results**: :mod:`microprep.predict.coco_results` (one record per object, masks as
+compressed RLE, lossless).
 
 **Store layout.** The root attributes ``microprep_prediction`` are those of the semantic
 prediction store (:mod:`microprep.predict.write`) with ``kind: "instances"``: ``version``,
@@ -59,6 +56,7 @@ Example:
     >>> from microprep.predict.instances_read import read_instance_predictions
     >>> [(name, len(p)) for name, p in read_instance_predictions(out)]
     [('a.png', 1)]
+    >>> import json
     >>> json.loads(coco_results_path(out).read_text())[0]["bbox"]
     [1.0, 1.0, 2.0, 2.0]
 """
@@ -66,10 +64,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
-import secrets
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,9 +78,9 @@ from tqdm import tqdm
 from zarr.storage import LocalStore
 
 from microprep.errors import StoreError, UsageError
-from microprep.exports.coco import raster_to_rle
 from microprep.outputs import atomic_output
 from microprep.paths import picture_name
+from microprep.predict.coco_results import coco_results, coco_results_path, write_coco_results
 from microprep.predict.instances import InstancePrediction
 from microprep.predict.overlays import display_pixels, save_picture
 from microprep.predict.semantic import default_colors, overlays_path
@@ -98,13 +93,7 @@ from microprep.store.layout import COMPRESSORS, jsonable, node_name, package_ver
 from microprep.store.layout import spatial_chunking as _chunking
 from microprep.targets.types import class_dtype
 
-__all__ = [
-    "InstanceWriteSummary",
-    "PredictedImage",
-    "coco_results",
-    "coco_results_path",
-    "write_instance_predictions",
-]
+__all__ = ["InstanceWriteSummary", "PredictedImage", "write_instance_predictions"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,52 +137,6 @@ class InstanceWriteSummary:
     names: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     objects: list[int] = field(default_factory=list)
-
-
-def coco_results_path(out: str | Path) -> Path:
-    """Where the COCO results of ``out`` go: ``PRED.zarr`` -> ``PRED.coco.json`` beside it.
-
-    Example:
-        >>> coco_results_path("runs/pred.zarr").as_posix()
-        'runs/pred.coco.json'
-    """
-    path = Path(out)
-    stem = path.name[: -len(".zarr")] if path.name.endswith(".zarr") else path.name
-    return path.with_name(stem + ".coco.json")
-
-
-def coco_results(
-    prediction: InstancePrediction, *, image_id: int, file_name: str | None = None
-) -> list[dict[str, Any]]:
-    """COCO result records of one image's objects (see the module docstring).
-
-    Example:
-        >>> from microprep.targets.types import Raster
-        >>> p = InstancePrediction.from_rasters(
-        ...     (3, 3), [Raster((0, 1), np.ones((1, 2), bool))], labels=[2], scores=[0.5])
-        >>> r = coco_results(p, image_id=7, file_name="a.png")[0]
-        >>> r["category_id"], r["bbox"], r["segmentation"]["size"]
-        (2, [1.0, 0.0, 2.0, 1.0], [3, 3])
-    """
-    height, width = prediction.shape
-    out = []
-    for raster, label, score, box in zip(
-        prediction.rasters, prediction.labels, prediction.scores, prediction.boxes, strict=True
-    ):
-        x0, y0, x1, y1 = (float(v) for v in box)
-        record: dict[str, Any] = {"image_id": int(image_id)}
-        if file_name is not None:
-            record["file_name"] = file_name
-        record.update(
-            {
-                "category_id": int(label),
-                "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "score": float(score),
-                "segmentation": raster_to_rle(raster, height, width),
-            }
-        )
-        out.append(record)
-    return out
 
 
 def write_instance_predictions(
@@ -311,7 +254,7 @@ def write_instance_predictions(
             raise UsageError(f"{out}: no predictions to write")
         _finish(root, attrs, summary.groups, where=str(out))
         if summary.coco is not None:
-            _replace_json(records, summary.coco)
+            write_coco_results(records, summary.coco)
     logger.info(
         "wrote %d instance predictions (%d objects) to %s",
         len(summary.names),
@@ -396,13 +339,3 @@ def _finish(root: zarr.Group, attrs: dict[str, Any], groups: list[str], *, where
         consolidated.attrs.update({PREDICTION_KEY: {**listed, "complete": True}})
     except (OSError, ValueError) as exc:
         raise StoreError(f"{where}: cannot finish the prediction store: {exc}") from exc
-
-
-def _replace_json(records: list[dict[str, Any]], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        tmp.write_text(json.dumps(records, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc}") from exc
