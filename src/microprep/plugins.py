@@ -115,7 +115,7 @@ def _entry_points() -> list[EntryPoint]:
 
 
 def _option_entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in sorted(entry_points(group=OPTIONS_GROUP), key=lambda e: e.name)}
+    return {ep.name: ep for ep in entry_points(group=OPTIONS_GROUP)}
 
 
 def discover() -> dict[str, PluginInfo]:
